@@ -1,0 +1,535 @@
+//! Acquiring a lock: one round per attempt, jittered retries, cleanup of every failed attempt.
+
+use core::fmt;
+
+use heapless::Deque;
+use rand_core::{CryptoRng, RngCore};
+
+use crate::command::Command;
+use crate::config::{Config, MAX_INSTANCES};
+use crate::error::Error;
+use crate::io::{Input, Output, RequestId, Transmit};
+use crate::lease::Lease;
+use crate::reply::{InstanceStatus, Reply, Report};
+use crate::resource::Resources;
+use crate::round::{classify_flag, classify_set, Applied, Classify, Round};
+use crate::time::Instant;
+use crate::token::Token;
+
+/// Why an acquire ended without a lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AcquireFailure {
+    /// Another holder has the lock: enough instances answered, and some of them hold another
+    /// value, so the lock would have been ours had it been free.
+    Contended,
+    /// Too many instances failed (unreachable, erroring, timing out) for a quorum.
+    NoQuorum,
+    /// A quorum said yes, but too late: the remaining validity was not above the minimum.
+    ValidityExhausted,
+    /// [`Acquire::cancel`] was called.
+    Cancelled,
+    /// The host's clock went backwards; the acquire failed closed.
+    ClockWentBackwards,
+}
+
+impl AcquireFailure {
+    fn retryable(self) -> bool {
+        matches!(
+            self,
+            Self::Contended | Self::NoQuorum | Self::ValidityExhausted
+        )
+    }
+}
+
+impl fmt::Display for AcquireFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Contended => "lock is held by another holder",
+            Self::NoQuorum => "not enough redis instances answered for a quorum",
+            Self::ValidityExhausted => "validity exhausted before a quorum was reached",
+            Self::Cancelled => "acquire was cancelled",
+            Self::ClockWentBackwards => "clock went backwards",
+        })
+    }
+}
+
+/// How an acquire ended.
+// The lease is inline on purpose: no allocation in this crate, and the outcome lives in place.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AcquireOutcome {
+    /// A quorum holds our value, and the lease is valid until [`Lease::valid_until`].
+    Acquired {
+        /// The lease.
+        lease: Lease,
+        /// When the deciding reply arrived (t2).
+        decided_at: Instant,
+        /// The attempt that succeeded, 1-based.
+        attempts: u32,
+        /// Per-instance results of that attempt at the moment of the decision.
+        report: Report,
+    },
+    /// No lease. Every instance a command reached has been sent a release.
+    Failed {
+        /// Why (of the last attempt).
+        reason: AcquireFailure,
+        /// How many attempts were made.
+        attempts: u32,
+        /// Per-instance results of the last attempt.
+        report: Report,
+    },
+}
+
+impl AcquireOutcome {
+    /// The lease, if acquired.
+    pub fn lease(&self) -> Option<&Lease> {
+        match self {
+            Self::Acquired { lease, .. } => Some(lease),
+            Self::Failed { .. } => None,
+        }
+    }
+
+    /// The failure, if not acquired.
+    pub fn failure(&self) -> Option<AcquireFailure> {
+        match self {
+            Self::Acquired { .. } => None,
+            Self::Failed { reason, .. } => Some(*reason),
+        }
+    }
+
+    /// The per-instance report.
+    pub fn report(&self) -> &Report {
+        match self {
+            Self::Acquired { report, .. } | Self::Failed { report, .. } => report,
+        }
+    }
+
+    /// How many attempts were made.
+    pub fn attempts(&self) -> u32 {
+        match self {
+            Self::Acquired { attempts, .. } | Self::Failed { attempts, .. } => *attempts,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// An attempt is collecting votes.
+    Running,
+    /// An attempt failed; the next starts at `at` once its commands are settled and released.
+    Retrying { at: Instant },
+    /// The last attempt failed; waiting for its commands to settle so they can be released.
+    Finishing(AcquireFailure),
+}
+
+/// Releases owed: one per instance for the current attempt, one per instance for a late reply.
+const CLEANUP_CAPACITY: usize = 2 * MAX_INSTANCES;
+
+/// The acquire machine: takes a lock on a quorum of instances, or fails and cleans up.
+///
+/// Each attempt writes a fresh random value with `SET key value NX PX ttl` (or the acquire
+/// script for several keys) to every instance at once, decides as soon as the quorum is certain
+/// either way, and on failure sends a release to every instance the attempt reached, waiting
+/// for each instance's answer (or timeout) before its release so a release never overtakes its
+/// own `SET`. A `SET` that is answered `OK` after its instance timed out gets another release.
+///
+/// See the [crate documentation](crate) for the drive loop.
+pub struct Acquire<R> {
+    config: Config,
+    resources: Resources,
+    rng: R,
+    round: Round,
+    classify: Classify,
+    value: Token,
+    attempt: u32,
+    started: Instant,
+    now: Instant,
+    state: State,
+    cleanup: Deque<(u8, Token), CLEANUP_CAPACITY>,
+    /// The value of the release being handed out (the command borrows it).
+    sending: Token,
+    /// An acquire command that timed out, with its value, so a late `OK` is released.
+    late: [Option<(RequestId, Token)>; MAX_INSTANCES],
+    outcome: Option<AcquireOutcome>,
+}
+
+impl<R: RngCore + CryptoRng> Acquire<R> {
+    /// Starts acquiring `resources` at `now`, with lease TTL and retries from `config`. The
+    /// first attempt's commands are ready to poll.
+    pub fn new(
+        config: Config,
+        resources: Resources,
+        mut rng: R,
+        now: Instant,
+    ) -> Result<Self, Error> {
+        if resources.is_empty() {
+            return Err(Error::NoResources);
+        }
+        let single = resources.len() == 1;
+        let classify: Classify = if single { classify_set } else { classify_flag };
+        let value = Token::random(&mut rng);
+        let mut acquire = Self {
+            config,
+            round: Round::new(config.instances(), !single, classify),
+            classify,
+            resources,
+            rng,
+            value,
+            attempt: 0,
+            started: now,
+            now,
+            state: State::Running,
+            cleanup: Deque::new(),
+            sending: value,
+            late: [None; MAX_INSTANCES],
+            outcome: None,
+        };
+        acquire.start_attempt(now, false);
+        Ok(acquire)
+    }
+
+    fn start_attempt(&mut self, t1: Instant, fresh_value: bool) {
+        if fresh_value {
+            self.value = Token::random(&mut self.rng);
+        }
+        self.attempt += 1;
+        let deadline = t1
+            .saturating_add(self.config.instance_timeout_ms())
+            .min(self.attempt_deadline(t1));
+        let script = self.resources.len() > 1;
+        self.round.begin(t1, deadline, script);
+        self.state = State::Running;
+    }
+
+    /// Past this instant the attempt started at `t1` cannot produce a lease.
+    fn attempt_deadline(&self, t1: Instant) -> Instant {
+        let budget = self
+            .config
+            .ttl_ms()
+            .saturating_sub(self.config.drift_ms())
+            .saturating_sub(self.config.min_validity_ms());
+        t1.saturating_add(budget)
+    }
+
+    /// Feeds one input. Stale replies (earlier attempts, duplicates) are ignored.
+    ///
+    /// Errors: an instance outside `0..N` (the input is ignored), or a time earlier than one fed
+    /// before (the acquire fails closed with [`AcquireFailure::ClockWentBackwards`] and releases
+    /// everything it sent).
+    pub fn handle_input(&mut self, input: Input<'_>) -> Result<(), Error> {
+        if let Input::Reply { instance, .. } | Input::TransportError { instance, .. } = input {
+            let instances = self.config.instances();
+            if instance >= instances {
+                return Err(Error::UnknownInstance {
+                    instance,
+                    instances,
+                });
+            }
+        }
+        let t = input.time();
+        if t < self.now {
+            return Err(self.fail_closed(t));
+        }
+        self.now = t;
+        if self.outcome.is_some() {
+            return Ok(());
+        }
+        match input {
+            Input::Reply {
+                instance,
+                request,
+                reply,
+                at,
+            } => self.on_answer(instance, request, Ok(reply), at),
+            Input::TransportError {
+                instance,
+                request,
+                at,
+            } => self.on_answer(instance, request, Err(()), at),
+            Input::Timeout { .. } => {}
+        }
+        self.on_time(t);
+        Ok(())
+    }
+
+    fn on_answer(
+        &mut self,
+        i: usize,
+        request: RequestId,
+        answer: Result<Reply<'_>, ()>,
+        at: Instant,
+    ) {
+        if let Some(Some((late_request, value))) = self.late.get(i).copied() {
+            if late_request == request {
+                if let Some(slot) = self.late.get_mut(i) {
+                    *slot = None;
+                }
+                if answer.is_ok_and(|r| (self.classify)(r) == InstanceStatus::Yes) {
+                    self.owe_release(i, value);
+                }
+                return;
+            }
+        }
+        match (self.round.on_answer(i, request, answer), self.state) {
+            (Applied::Settled, State::Running) => self.decide(at),
+            (Applied::Settled, _) => self.owe_release(i, self.value),
+            (Applied::Resend, State::Running) | (Applied::Stale, _) => {}
+            // A `NOSCRIPT` for a decided attempt: the command never ran, so nothing to undo.
+            (Applied::Resend, _) => self.round.cancel_unsent(),
+        }
+    }
+
+    fn on_time(&mut self, now: Instant) {
+        let running = self.state == State::Running;
+        let late = &mut self.late;
+        let cleanup = &mut self.cleanup;
+        let value = self.value;
+        self.round.on_tick(now, |i, request| {
+            if let Some(slot) = late.get_mut(i) {
+                *slot = Some((request, value));
+            }
+            if !running {
+                // Full only if the invariant above fails; dropping leaves an orphan key that
+                // expires with its TTL, never a false lease.
+                let _ = cleanup.push_back((i as u8, value));
+            }
+        });
+        if running {
+            self.decide(now);
+        }
+    }
+
+    fn owe_release(&mut self, instance: usize, value: Token) {
+        // In range: instance < N <= MAX_INSTANCES (16).
+        let _ = self.cleanup.push_back((instance as u8, value));
+    }
+
+    /// Decides the running attempt if its result is certain at `at`.
+    fn decide(&mut self, at: Instant) {
+        let c = self.round.counts();
+        let quorum = self.config.quorum();
+        let t1 = self.round.t1();
+        let valid_until =
+            t1.saturating_add(self.config.ttl_ms().saturating_sub(self.config.drift_ms()));
+        if c.yes >= quorum {
+            if at.saturating_add(self.config.min_validity_ms()) < valid_until {
+                self.round.cancel_unsent();
+                let lease = Lease::new(
+                    self.resources.clone(),
+                    self.value,
+                    self.config.ttl_ms(),
+                    valid_until,
+                );
+                self.outcome = Some(AcquireOutcome::Acquired {
+                    lease,
+                    decided_at: at,
+                    attempts: self.attempt,
+                    report: self.round.report(),
+                });
+            } else {
+                self.fail(AcquireFailure::ValidityExhausted, at);
+            }
+        } else if c.yes + c.pending < quorum {
+            let reason = if c.held > 0 && c.yes + c.held + c.pending >= quorum {
+                AcquireFailure::Contended
+            } else {
+                AcquireFailure::NoQuorum
+            };
+            self.fail(reason, at);
+        } else if at >= self.attempt_deadline(t1) {
+            self.fail(AcquireFailure::ValidityExhausted, at);
+        }
+    }
+
+    /// Ends the running attempt without a lease: owes a release to every instance it reached
+    /// (those still in flight get theirs when they settle), then retries or finishes.
+    fn fail(&mut self, reason: AcquireFailure, at: Instant) {
+        self.round.cancel_unsent();
+        for i in 0..self.config.instances() {
+            if self.round.was_sent(i) && !self.round.in_flight(i) {
+                self.owe_release(i, self.value);
+            }
+        }
+        let retry_at = at.saturating_add(self.retry_delay());
+        let within_deadline = match self.config.acquire_deadline_ms() {
+            Some(d) => retry_at < self.started.saturating_add(d),
+            None => true,
+        };
+        self.state =
+            if reason.retryable() && self.attempt <= self.config.retry_count() && within_deadline {
+                State::Retrying { at: retry_at }
+            } else {
+                State::Finishing(reason)
+            };
+    }
+
+    fn retry_delay(&mut self) -> u64 {
+        let base = self.config.retry_delay_ms();
+        let jitter = self.config.retry_jitter_ms();
+        let span = jitter.saturating_mul(2).saturating_add(1);
+        let offset = self.rng.next_u64() % span;
+        base.saturating_sub(jitter).saturating_add(offset)
+    }
+
+    /// Cancels the acquire: no further attempt starts, the running one is abandoned and released
+    /// everywhere, and the outcome becomes [`AcquireFailure::Cancelled`] once its commands are
+    /// settled. Has no effect once the acquire is done (a lease already granted stays granted:
+    /// release it).
+    pub fn cancel(&mut self, now: Instant) -> Result<(), Error> {
+        if now < self.now {
+            return Err(self.fail_closed(now));
+        }
+        self.now = now;
+        match self.state {
+            _ if self.outcome.is_some() => {}
+            State::Running => {
+                self.fail(AcquireFailure::Cancelled, now);
+            }
+            State::Retrying { .. } => self.state = State::Finishing(AcquireFailure::Cancelled),
+            State::Finishing(_) => self.state = State::Finishing(AcquireFailure::Cancelled),
+        }
+        Ok(())
+    }
+
+    fn fail_closed(&mut self, now: Instant) -> Error {
+        let err = Error::TimeWentBackwards {
+            previous: self.now,
+            now,
+        };
+        if self.outcome.is_none() {
+            // Time can no longer be trusted to bound the wait: release everything sent now.
+            // A running attempt owes every instance it reached; a decided one already owes the
+            // settled ones and now also those still in flight.
+            let running = self.state == State::Running;
+            for i in 0..self.config.instances() {
+                let owed = if running {
+                    self.round.was_sent(i)
+                } else {
+                    self.round.in_flight(i)
+                };
+                if owed {
+                    self.owe_release(i, self.value);
+                }
+            }
+            self.round.abandon();
+            self.state = State::Finishing(AcquireFailure::ClockWentBackwards);
+        }
+        err
+    }
+
+    /// What to do next. Drain it until [`Output::Wait`] or [`Output::Done`].
+    pub fn poll_output(&mut self) -> Output<'_, AcquireOutcome> {
+        loop {
+            if let Some((instance, value)) = self.cleanup.pop_front() {
+                self.sending = value;
+                return Output::Send(Transmit {
+                    instance: usize::from(instance),
+                    request: self.round.fresh_id(),
+                    command: Command::release(&self.resources, &self.sending),
+                });
+            }
+            if self.outcome.is_some() {
+                break;
+            }
+            match self.state {
+                State::Running => {
+                    if let Some((instance, request, full)) = self.round.poll_send() {
+                        let cmd =
+                            Command::acquire(&self.resources, &self.value, self.config.ttl_ms());
+                        let command = if full { cmd.with_full_script() } else { cmd };
+                        return Output::Send(Transmit {
+                            instance,
+                            request,
+                            command,
+                        });
+                    }
+                    let until = self
+                        .round
+                        .next_deadline()
+                        .unwrap_or_else(|| self.attempt_deadline(self.round.t1()));
+                    return Output::Wait { until };
+                }
+                State::Retrying { at } => {
+                    if self.round.any_in_flight() {
+                        let next = self.round.next_deadline().unwrap_or(at);
+                        let until = if at > self.now { next.min(at) } else { next };
+                        return Output::Wait { until };
+                    }
+                    if at > self.now {
+                        return Output::Wait { until: at };
+                    }
+                    self.start_attempt(self.now, true);
+                }
+                State::Finishing(reason) => {
+                    if let Some(until) = self.round.next_deadline() {
+                        return Output::Wait { until };
+                    }
+                    self.outcome = Some(AcquireOutcome::Failed {
+                        reason,
+                        attempts: self.attempt,
+                        report: self.round.report(),
+                    });
+                }
+            }
+        }
+        match &self.outcome {
+            Some(outcome) => Output::Done(outcome),
+            // Unreachable: the loop only breaks with an outcome.
+            None => Output::Wait { until: self.now },
+        }
+    }
+
+    /// The outcome, once done.
+    pub fn outcome(&self) -> Option<&AcquireOutcome> {
+        self.outcome.as_ref()
+    }
+
+    /// Takes the outcome out (for moving the lease), leaving the machine done with no outcome
+    /// to report again.
+    pub fn into_outcome(self) -> Option<AcquireOutcome> {
+        self.outcome
+    }
+
+    /// The current attempt, 1-based.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// When the current attempt started (its t1).
+    pub fn attempt_started(&self) -> Instant {
+        self.round.t1()
+    }
+
+    /// The value the current attempt writes.
+    pub fn value(&self) -> &Token {
+        &self.value
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The resources it locks.
+    pub fn resources(&self) -> &Resources {
+        &self.resources
+    }
+
+    /// Per-instance results of the current attempt so far.
+    pub fn report(&self) -> Report {
+        self.round.report()
+    }
+}
+
+impl<R> fmt::Debug for Acquire<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Acquire")
+            .field("resources", &self.resources)
+            .field("attempt", &self.attempt)
+            .field("state", &self.state)
+            .field("report", &self.round.report())
+            .field("outcome", &self.outcome)
+            .finish_non_exhaustive()
+    }
+}
