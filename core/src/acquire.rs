@@ -125,6 +125,9 @@ enum State {
 
 /// Releases owed: one per instance for the current attempt, one per instance for a late reply.
 const CLEANUP_CAPACITY: usize = 2 * MAX_INSTANCES;
+/// Timed-out acquire commands remembered for a late `OK`: two per instance, the oldest forgotten
+/// first (a forgotten one can only leave a key that expires with its TTL).
+const LATE_CAPACITY: usize = 2 * MAX_INSTANCES;
 
 /// The acquire machine: takes a lock on a quorum of instances, or fails and cleans up.
 ///
@@ -149,8 +152,8 @@ pub struct Acquire<R> {
     cleanup: Deque<(u8, Token), CLEANUP_CAPACITY>,
     /// The value of the release being handed out (the command borrows it).
     sending: Token,
-    /// An acquire command that timed out, with its value, so a late `OK` is released.
-    late: [Option<(RequestId, Token)>; MAX_INSTANCES],
+    /// Acquire commands that timed out, with their values, so a late `OK` is released.
+    late: Deque<(u8, RequestId, Token), LATE_CAPACITY>,
     outcome: Option<AcquireOutcome>,
 }
 
@@ -182,7 +185,7 @@ impl<R: RngCore + CryptoRng> Acquire<R> {
             state: State::Running,
             cleanup: Deque::new(),
             sending: value,
-            late: [None; MAX_INSTANCES],
+            late: Deque::new(),
             outcome: None,
         };
         acquire.start_attempt(now, false);
@@ -235,6 +238,8 @@ impl<R: RngCore + CryptoRng> Acquire<R> {
         if self.outcome.is_some() {
             return Ok(());
         }
+        // Time first: deadlines that passed before this input was received expire first.
+        self.on_time(t);
         match input {
             Input::Reply {
                 instance,
@@ -249,7 +254,6 @@ impl<R: RngCore + CryptoRng> Acquire<R> {
             } => self.on_answer(instance, request, Err(()), at),
             Input::Timeout { .. } => {}
         }
-        self.on_time(t);
         Ok(())
     }
 
@@ -260,16 +264,18 @@ impl<R: RngCore + CryptoRng> Acquire<R> {
         answer: Result<Reply<'_>, ()>,
         at: Instant,
     ) {
-        if let Some(Some((late_request, value))) = self.late.get(i).copied() {
-            if late_request == request {
-                if let Some(slot) = self.late.get_mut(i) {
-                    *slot = None;
-                }
-                if answer.is_ok_and(|r| (self.classify)(r) == InstanceStatus::Yes) {
+        let late = self
+            .late
+            .iter()
+            .position(|&(inst, req, _)| usize::from(inst) == i && req == request);
+        if let Some(pos) = late {
+            let value = self.forget_late(pos);
+            if answer.is_ok_and(|r| (self.classify)(r) == InstanceStatus::Yes) {
+                if let Some(value) = value {
                     self.owe_release(i, value);
                 }
-                return;
             }
+            return;
         }
         match (self.round.on_answer(i, request, answer), self.state) {
             (Applied::Settled, State::Running) => self.decide(at),
@@ -280,21 +286,37 @@ impl<R: RngCore + CryptoRng> Acquire<R> {
         }
     }
 
+    /// Removes the `pos`-th late record and returns its value.
+    fn forget_late(&mut self, pos: usize) -> Option<Token> {
+        let mut found = None;
+        for k in 0..self.late.len() {
+            if let Some(entry) = self.late.pop_front() {
+                if k == pos {
+                    found = Some(entry.2);
+                } else {
+                    let _ = self.late.push_back(entry);
+                }
+            }
+        }
+        found
+    }
+
     fn on_time(&mut self, now: Instant) {
-        let running = self.state == State::Running;
-        let late = &mut self.late;
-        let cleanup = &mut self.cleanup;
-        let value = self.value;
+        let mut timed_out: heapless::Vec<(usize, RequestId), MAX_INSTANCES> = heapless::Vec::new();
         self.round.on_tick(now, |i, request| {
-            if let Some(slot) = late.get_mut(i) {
-                *slot = Some((request, value));
-            }
-            if !running {
-                // Full only if the invariant above fails; dropping leaves an orphan key that
-                // expires with its TTL, never a false lease.
-                let _ = cleanup.push_back((i as u8, value));
-            }
+            let _ = timed_out.push((i, request));
         });
+        let running = self.state == State::Running;
+        for (i, request) in timed_out {
+            if self.late.is_full() {
+                self.late.pop_front();
+            }
+            // In range: i < N <= MAX_INSTANCES (16).
+            let _ = self.late.push_back((i as u8, request, self.value));
+            if !running {
+                self.owe_release(i, self.value);
+            }
+        }
         if running {
             self.decide(now);
         }
@@ -302,7 +324,11 @@ impl<R: RngCore + CryptoRng> Acquire<R> {
 
     fn owe_release(&mut self, instance: usize, value: Token) {
         // In range: instance < N <= MAX_INSTANCES (16).
-        let _ = self.cleanup.push_back((instance as u8, value));
+        let entry = (instance as u8, value);
+        // A release still queued has not overtaken anything yet: one is enough.
+        if !self.cleanup.iter().any(|e| *e == entry) {
+            let _ = self.cleanup.push_back(entry);
+        }
     }
 
     /// Decides the running attempt if its result is certain at `at`.
@@ -330,6 +356,8 @@ impl<R: RngCore + CryptoRng> Acquire<R> {
             } else {
                 self.fail(AcquireFailure::ValidityExhausted, at);
             }
+        } else if at >= self.attempt_deadline(t1) {
+            self.fail(AcquireFailure::ValidityExhausted, at);
         } else if c.yes + c.pending < quorum {
             let reason = if c.held > 0 && c.yes + c.held + c.pending >= quorum {
                 AcquireFailure::Contended
@@ -337,8 +365,6 @@ impl<R: RngCore + CryptoRng> Acquire<R> {
                 AcquireFailure::NoQuorum
             };
             self.fail(reason, at);
-        } else if at >= self.attempt_deadline(t1) {
-            self.fail(AcquireFailure::ValidityExhausted, at);
         }
     }
 

@@ -8,7 +8,7 @@ use crate::error::Error;
 use crate::io::{Input, Output, Transmit};
 use crate::lease::Lease;
 use crate::reply::Report;
-use crate::round::{classify_flag, Applied, Round};
+use crate::round::{classify_flag, Round};
 use crate::time::Instant;
 
 /// Why an extend did not extend.
@@ -179,20 +179,23 @@ impl Extend {
         if self.outcome.is_some() {
             return Ok(());
         }
-        let applied = match input {
+        self.round.on_tick(t, |_, _| {});
+        match input {
             Input::Reply {
                 instance,
                 request,
                 reply,
                 ..
-            } => self.round.on_answer(instance, request, Ok(reply)),
+            } => {
+                self.round.on_answer(instance, request, Ok(reply));
+            }
             Input::TransportError {
                 instance, request, ..
-            } => self.round.on_answer(instance, request, Err(())),
-            Input::Timeout { .. } => Applied::Stale,
-        };
-        let _ = applied;
-        self.round.on_tick(t, |_, _| {});
+            } => {
+                self.round.on_answer(instance, request, Err(()));
+            }
+            Input::Timeout { .. } => {}
+        }
         self.decide(t);
         Ok(())
     }
@@ -211,14 +214,14 @@ impl Extend {
             } else {
                 self.finish(ExtendFailure::ValidityExhausted);
             }
+        } else if at >= self.deadline() {
+            self.finish(ExtendFailure::ValidityExhausted);
         } else if c.yes + c.pending < quorum {
             if c.held > 0 && c.yes + c.held + c.pending >= quorum {
                 self.finish(ExtendFailure::Lost);
             } else {
                 self.finish(ExtendFailure::NoQuorum);
             }
-        } else if at >= self.deadline() {
-            self.finish(ExtendFailure::ValidityExhausted);
         }
     }
 

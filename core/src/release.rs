@@ -79,6 +79,7 @@ impl Release {
         if self.outcome.is_some() {
             return Ok(());
         }
+        self.round.on_tick(t, |_, _| {});
         match input {
             Input::Reply {
                 instance,
@@ -95,7 +96,6 @@ impl Release {
             }
             Input::Timeout { .. } => {}
         }
-        self.round.on_tick(t, |_, _| {});
         if !self.round.any_in_flight() {
             self.finish();
         }
