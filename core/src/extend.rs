@@ -116,6 +116,8 @@ impl Extend {
         if !lease.is_valid(now) {
             extend.finish(ExtendFailure::Expired);
         } else {
+            // t1 first: the extend's deadline is measured from it.
+            extend.round.begin(now, now, true);
             let deadline = now
                 .saturating_add(config.instance_timeout_ms())
                 .min(extend.deadline());

@@ -481,6 +481,28 @@ fn extend_success_measures_validity_from_its_own_start() {
 }
 
 #[test]
+fn extend_deadlines_follow_the_hosts_clock_far_from_its_epoch() {
+    let start = 5_000_000_000;
+    let mut ext = Extend::new(config(3), &lease(start + 5_000), t(start)).unwrap();
+    assert!(matches!(ext.poll_output(), Output::Send(_)));
+    ext.handle_input(Input::Timeout { now: t(start + 1) })
+        .unwrap();
+    assert!(
+        ext.outcome().is_none(),
+        "an early tick does not end the extend"
+    );
+    drive_extend(
+        &mut ext,
+        &[Reply::Integer(1), Reply::Integer(1)],
+        start + 10,
+    );
+    assert_eq!(
+        ext.outcome().unwrap().lease().valid_until(),
+        t(start + 10_000 - 102)
+    );
+}
+
+#[test]
 fn extend_on_a_lost_lock_reports_lost_and_never_lengthens() {
     let mut ext = Extend::new(config(3), &lease(5_000), t(4_000)).unwrap();
     drive_extend(&mut ext, &[Reply::Integer(0), Reply::Integer(0)], 4_010);
