@@ -276,7 +276,7 @@ enum Phase {
         values: HashMap<String, u32>,
     },
     Holding {
-        lease: Lease,
+        lease: Box<Lease>,
         acq: u64,
         work_end: u64,
         extend_at: Option<u64>,
@@ -776,7 +776,7 @@ impl World {
                 work_end,
                 extend_at,
             } => {
-                let (lease, acq, work_end) = (lease.clone(), *acq, *work_end);
+                let (lease, acq, work_end) = ((**lease).clone(), *acq, *work_end);
                 if let Some(at) = *extend_at {
                     if self.now >= at {
                         self.start_extend(c, lease, acq, work_end);
@@ -1025,7 +1025,7 @@ impl World {
                 let extend_at = self.chance(0.3).then(|| rt + work / 2);
                 self.history.push(Event::WorkStart { acq, rt });
                 self.clients[c].phase = Phase::Holding {
-                    lease,
+                    lease: Box::new(lease),
                     acq,
                     work_end,
                     extend_at,
@@ -1061,7 +1061,8 @@ impl World {
         let (acq, ext, work_end, t1) = (*acq, *ext, *work_end, m.started().as_millis());
         let lease = outcome.lease().clone();
         let valid_until = lease.valid_until().as_millis();
-        let valid_until_rt = Some(self.to_rt(c, valid_until));
+        let end_rt = self.to_rt(c, valid_until);
+        let valid_until_rt = Some(end_rt);
         match &outcome {
             ExtendOutcome::Extended { report, .. } => {
                 self.stats.extended += 1;
@@ -1087,10 +1088,9 @@ impl World {
             }),
         }
         // Keep working only while the lease is valid; stop early otherwise.
-        let end_rt = valid_until_rt.unwrap_or(rt);
         let work_end = work_end.min(end_rt.saturating_sub(1)).max(rt);
         self.clients[c].phase = Phase::Holding {
-            lease,
+            lease: Box::new(lease),
             acq,
             work_end,
             extend_at: None,

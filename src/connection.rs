@@ -1,0 +1,193 @@
+//! One lazily connected, auto-reconnecting, multiplexed connection per instance.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, RedisError, Value};
+use redlock_core::{Command, Reply};
+
+/// What an instance answered, owned (the reply outlives the command's borrow).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Answer {
+    Ok,
+    Nil,
+    Integer(i64),
+    /// An error reply: its full text, e.g. `NOSCRIPT No matching script`.
+    ServerError(String),
+    Other,
+    /// The command could not be delivered or its connection failed.
+    Transport(String),
+}
+
+impl Answer {
+    pub(crate) fn reply(&self) -> Option<Reply<'_>> {
+        Some(match self {
+            Self::Ok => Reply::Ok,
+            Self::Nil => Reply::Nil,
+            Self::Integer(i) => Reply::Integer(*i),
+            Self::ServerError(text) => Reply::Error(text.as_bytes()),
+            Self::Other => Reply::Other,
+            Self::Transport(_) => return None,
+        })
+    }
+
+    /// The error text, for reports.
+    pub(crate) fn error_text(&self) -> Option<&str> {
+        match self {
+            Self::ServerError(t) | Self::Transport(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    fn from_value(value: Value) -> Self {
+        match value {
+            Value::Okay => Self::Ok,
+            Value::SimpleString(s) if s == "OK" => Self::Ok,
+            Value::Nil => Self::Nil,
+            Value::Int(i) => Self::Integer(i),
+            Value::ServerError(e) => Self::ServerError(match e.details() {
+                Some(d) => format!("{} {d}", e.code()),
+                None => e.code().to_owned(),
+            }),
+            _ => Self::Other,
+        }
+    }
+
+    fn from_error(err: &RedisError) -> Self {
+        if let Some(code) = err.code() {
+            return Self::ServerError(match err.detail() {
+                Some(d) => format!("{code} {d}"),
+                None => code.to_owned(),
+            });
+        }
+        Self::Transport(err.to_string())
+    }
+}
+
+/// An instance: its client (URL, credentials, TLS) and its current connection, if any.
+pub(crate) struct Instance {
+    client: Client,
+    /// The redacted URL, for errors and logs.
+    pub(crate) name: String,
+    current: Mutex<Option<MultiplexedConnection>>,
+    connecting: tokio::sync::Mutex<()>,
+    connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for Instance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Instance")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Instance {
+    pub(crate) fn new(client: Client, name: String, connect_timeout: Duration) -> Self {
+        Self {
+            client,
+            name,
+            current: Mutex::new(None),
+            connecting: tokio::sync::Mutex::new(()),
+            connect_timeout,
+        }
+    }
+
+    fn cached(&self) -> Option<MultiplexedConnection> {
+        self.current.lock().ok()?.clone()
+    }
+
+    /// The connection, connecting first if there is none. One connect at a time per instance.
+    pub(crate) async fn connection(&self) -> Result<MultiplexedConnection, RedisError> {
+        if let Some(c) = self.cached() {
+            return Ok(c);
+        }
+        let _single_flight = self.connecting.lock().await;
+        if let Some(c) = self.cached() {
+            return Ok(c);
+        }
+        let config = AsyncConnectionConfig::new()
+            // The machines own every deadline; a client-side response timeout would turn a slow
+            // reply into a transport error the machine cannot tell from a refused connection.
+            .set_response_timeout(None)
+            .set_connection_timeout(Some(self.connect_timeout));
+        let conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        if let Ok(mut slot) = self.current.lock() {
+            *slot = Some(conn.clone());
+        }
+        Ok(conn)
+    }
+
+    /// Forgets a broken connection so the next command reconnects.
+    fn invalidate(&self) {
+        if let Ok(mut slot) = self.current.lock() {
+            *slot = None;
+        }
+    }
+
+    /// Sends one command and returns the answer (never an error: failures are answers).
+    pub(crate) async fn run(&self, cmd: redis::Cmd) -> Answer {
+        let mut conn = match self.connection().await {
+            Ok(c) => c,
+            Err(e) => return Answer::Transport(e.to_string()),
+        };
+        match cmd.query_async::<Value>(&mut conn).await {
+            Ok(v) => Answer::from_value(v),
+            Err(e) => {
+                if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
+                    self.invalidate();
+                }
+                Answer::from_error(&e)
+            }
+        }
+    }
+}
+
+/// The redis-rs command for a core command.
+pub(crate) fn to_redis(command: &Command<'_>) -> redis::Cmd {
+    let mut args = command.args();
+    let name = args.next().unwrap_or(b"PING");
+    let mut cmd = redis::cmd(std::str::from_utf8(name).unwrap_or("PING"));
+    for a in args {
+        cmd.arg(a);
+    }
+    cmd
+}
+
+/// `redis://user:secret@host` → `redis://user:***@host`: URLs as they may appear in logs.
+pub(crate) fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or("", |(u, _)| u);
+            format!("{scheme}://{user}:***@{host}{path}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_hides_passwords() {
+        assert_eq!(
+            redact("redis://alice:s3cret@127.0.0.1:6379/2"),
+            "redis://alice:***@127.0.0.1:6379/2"
+        );
+        assert_eq!(redact("rediss://:pw@h:1"), "rediss://:***@h:1");
+        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(redact("not a url"), "not a url");
+    }
+}

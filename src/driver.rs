@@ -1,0 +1,240 @@
+//! The drive loop: polls a core machine, runs its commands concurrently, feeds back replies and
+//! deadlines. No protocol decision is made here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
+use futures_util::StreamExt;
+use redlock_core::{
+    Acquire, CommandKind, Error as CoreError, Extend, Input, Instant, Output, Release, Report,
+    RequestId,
+};
+
+use crate::connection::{to_redis, Answer};
+use crate::error::InstanceResult;
+use crate::rng::SystemRng;
+use crate::Inner;
+
+/// The three core machines, seen alike by the driver.
+pub(crate) trait Machine: Send + 'static {
+    type Outcome: Clone + Send;
+    fn handle(&mut self, input: Input<'_>) -> Result<(), CoreError>;
+    fn poll(&mut self) -> Output<'_, Self::Outcome>;
+    /// Stops the operation early (dropped future); only acquire has anything to undo.
+    fn cancel(&mut self, _now: Instant) {}
+}
+
+impl Machine for Acquire<SystemRng> {
+    type Outcome = redlock_core::AcquireOutcome;
+    fn handle(&mut self, input: Input<'_>) -> Result<(), CoreError> {
+        self.handle_input(input)
+    }
+    fn poll(&mut self) -> Output<'_, Self::Outcome> {
+        self.poll_output()
+    }
+    fn cancel(&mut self, now: Instant) {
+        // A clock error here only means the machine already failed closed.
+        let _ = Acquire::cancel(self, now);
+    }
+}
+
+impl Machine for Extend {
+    type Outcome = redlock_core::ExtendOutcome;
+    fn handle(&mut self, input: Input<'_>) -> Result<(), CoreError> {
+        self.handle_input(input)
+    }
+    fn poll(&mut self) -> Output<'_, Self::Outcome> {
+        self.poll_output()
+    }
+}
+
+impl Machine for Release {
+    type Outcome = redlock_core::ReleaseOutcome;
+    fn handle(&mut self, input: Input<'_>) -> Result<(), CoreError> {
+        self.handle_input(input)
+    }
+    fn poll(&mut self) -> Output<'_, Self::Outcome> {
+        self.poll_output()
+    }
+}
+
+type Pending = BoxFuture<'static, (usize, RequestId, Answer)>;
+
+/// Runs one machine to its outcome. Dropping it before the end cancels the machine and finishes
+/// its cleanup in the background.
+pub(crate) struct Driver<M: Machine> {
+    inner: Arc<Inner>,
+    machine: Option<M>,
+    inflight: FuturesUnordered<Pending>,
+    /// Releases in flight: they must reach Redis even if the driver stops polling.
+    releases_inflight: usize,
+    /// Last error text per instance, for reports.
+    details: Vec<Option<String>>,
+}
+
+impl<M: Machine> Driver<M> {
+    pub(crate) fn new(inner: Arc<Inner>, machine: M) -> Self {
+        let n = inner.instances.len();
+        Self {
+            inner,
+            machine: Some(machine),
+            inflight: FuturesUnordered::new(),
+            releases_inflight: 0,
+            details: vec![None; n],
+        }
+    }
+
+    /// Drives the machine until it is done.
+    pub(crate) async fn run(&mut self) -> M::Outcome {
+        loop {
+            let Some(machine) = self.machine.as_mut() else {
+                // Unreachable: the machine is only taken by `Drop`.
+                std::future::pending::<()>().await;
+                continue;
+            };
+            let until = loop {
+                match machine.poll() {
+                    Output::Send(tx) => {
+                        let kind = tx.command.kind();
+                        let cmd = to_redis(&tx.command);
+                        let (instance, request) = (tx.instance, tx.request);
+                        if kind == CommandKind::Release {
+                            self.releases_inflight += 1;
+                        }
+                        let inner = Arc::clone(&self.inner);
+                        self.inflight.push(Box::pin(async move {
+                            let answer = match inner.instances.get(instance) {
+                                Some(i) => i.run(cmd).await,
+                                None => Answer::Transport("no such instance".into()),
+                            };
+                            (instance, request, answer)
+                        }));
+                    }
+                    Output::Wait { until } => break until,
+                    Output::Done(outcome) => {
+                        let outcome = outcome.clone();
+                        self.finish_in_background();
+                        return outcome;
+                    }
+                }
+            };
+            let deadline = self.inner.clock.to_tokio(until);
+            let input = tokio::select! {
+                biased;
+                Some((instance, request, answer)) = self.inflight.next() => {
+                    if let Some(text) = answer.error_text() {
+                        if let Some(d) = self.details.get_mut(instance) {
+                            *d = Some(text.to_owned());
+                        }
+                    }
+                    tracing::trace!(instance, ?answer, "reply");
+                    Some((instance, request, answer))
+                }
+                _ = tokio::time::sleep_until(deadline) => None,
+            };
+            let now = self.inner.clock.now();
+            let result = match &input {
+                Some((instance, request, answer)) => match answer.reply() {
+                    Some(reply) => machine.handle(Input::Reply {
+                        instance: *instance,
+                        request: *request,
+                        reply,
+                        at: now,
+                    }),
+                    None => machine.handle(Input::TransportError {
+                        instance: *instance,
+                        request: *request,
+                        at: now,
+                    }),
+                },
+                None => machine.handle(Input::Timeout { now }),
+            };
+            if let Err(e) = result {
+                // Instances come from the machine itself and the clock is monotonic, so this
+                // only happens if tokio's clock misbehaves; the machine has failed closed.
+                tracing::error!(error = %e, "redlock machine refused an input");
+            }
+        }
+    }
+
+    /// Per-instance results from a report, with the error texts seen.
+    pub(crate) fn results(&self, report: &Report) -> Vec<InstanceResult> {
+        report
+            .as_slice()
+            .iter()
+            .enumerate()
+            .map(|(i, status)| InstanceResult {
+                instance: i,
+                server: self
+                    .inner
+                    .instances
+                    .get(i)
+                    .map(|x| x.name.clone())
+                    .unwrap_or_default(),
+                status: *status,
+                detail: if status.is_failure() {
+                    self.details.get(i).cloned().flatten()
+                } else {
+                    None
+                },
+            })
+            .collect()
+    }
+
+    /// Lets commands still in flight finish without us, if any of them must reach Redis.
+    fn finish_in_background(&mut self) {
+        if self.releases_inflight == 0 || self.inflight.is_empty() {
+            return;
+        }
+        let mut inflight = std::mem::take(&mut self.inflight);
+        self.releases_inflight = 0;
+        let limit = self.background_limit();
+        spawn(async move {
+            let _ = tokio::time::timeout(limit, async { while inflight.next().await.is_some() {} })
+                .await;
+        });
+    }
+
+    fn background_limit(&self) -> Duration {
+        Duration::from_millis(self.inner.config.ttl_ms().max(1_000))
+    }
+}
+
+impl<M: Machine> Drop for Driver<M> {
+    fn drop(&mut self) {
+        let Some(mut machine) = self.machine.take() else {
+            return;
+        };
+        if matches!(machine.poll(), Output::Done(_)) && self.releases_inflight == 0 {
+            return;
+        }
+        // Dropped mid-operation: cancel and finish the cleanup in the background.
+        let inner = Arc::clone(&self.inner);
+        let inflight = std::mem::take(&mut self.inflight);
+        let limit = self.background_limit();
+        machine.cancel(inner.clock.now());
+        spawn(async move {
+            let mut driver = Driver {
+                details: vec![None; inner.instances.len()],
+                inner,
+                machine: Some(machine),
+                inflight,
+                releases_inflight: 1,
+            };
+            let _ = tokio::time::timeout(limit, driver.run()).await;
+        });
+    }
+}
+
+/// Spawns on the current tokio runtime, if there is one (there is none after it shut down:
+/// the keys then expire with their TTL).
+fn spawn(fut: impl std::future::Future<Output = ()> + Send + 'static) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => {
+            handle.spawn(fut);
+        }
+        Err(_) => tracing::warn!("no tokio runtime: lock keys left to expire with their ttl"),
+    }
+}

@@ -1,0 +1,387 @@
+//! Redlock distributed locks for tokio services, over N independent Redis instances.
+//!
+//! A lock is held when a random value was written, with a TTL, to a majority of the instances
+//! fast enough that `validity = ttl - elapsed - drift` is still positive. This crate owns the
+//! connections, the clock and the timers; every protocol decision — quorum, validity, retries,
+//! cleanup, release — is made by the sans-I/O [`redlock_core`] state machines it drives.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! # async fn demo() -> Result<(), redlock::Error> {
+//! let redlock = redlock::Redlock::builder([
+//!     "redis://127.0.0.1:7001",
+//!     "redis://127.0.0.1:7002",
+//!     "redis://127.0.0.1:7003",
+//! ])
+//! .connect()
+//! .await?;
+//!
+//! let lock = redlock.lock("orders:42", Duration::from_secs(10)).await?;
+//! tokio::select! {
+//!     _ = async { /* the protected work */ } => {}
+//!     reason = lock.lost() => eprintln!("lock lost ({reason}): abandon the work"),
+//! }
+//! lock.release().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Errors tell the cases apart: [`Error::Contended`] (someone else holds it),
+//! [`Error::NoQuorum`] (instances unreachable or failing, with per-instance causes),
+//! [`Error::ValidityExhausted`], [`Error::Cancelled`], and misuse ([`Error::Config`],
+//! [`Error::InvalidResource`], [`Error::InvalidUrl`]).
+//!
+//! What Redlock guarantees and under which assumptions (persistence or delayed restarts, clocks
+//! that do not jump, the same N for every client) is in the project README.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod clock;
+mod connection;
+mod driver;
+mod error;
+mod lock;
+mod options;
+mod rng;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redlock_core::{Acquire, AcquireFailure, AcquireOutcome, Config, Resources, SCRIPTS};
+use tracing::Instrument;
+
+pub use error::{Error, InstanceResult};
+pub use lock::{Lock, LostReason, ReleaseReport};
+pub use options::LockOptions;
+pub use redlock_core;
+pub use redlock_core::InstanceStatus;
+
+use clock::Clock;
+use connection::{redact, Instance};
+use driver::Driver;
+use rng::SystemRng;
+
+/// Shared by every handle and lock of one [`Redlock`].
+pub(crate) struct Inner {
+    pub(crate) instances: Vec<Instance>,
+    pub(crate) config: Config,
+    pub(crate) clock: Clock,
+}
+
+/// A lock manager over N Redis instances. Cheap to clone; share it between tasks.
+#[derive(Clone)]
+pub struct Redlock {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Redlock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redlock")
+            .field(
+                "instances",
+                &self
+                    .inner
+                    .instances
+                    .iter()
+                    .map(|i| &i.name)
+                    .collect::<Vec<_>>(),
+            )
+            .field("quorum", &self.inner.config.quorum())
+            .finish()
+    }
+}
+
+/// Configures and connects a [`Redlock`].
+///
+/// Defaults: retries 3, delay 200 ms ± 100 ms, drift `1 % of ttl + 2 ms`, per-instance timeout
+/// 5 % of the TTL (at least 10 ms), no minimum validity, no overall deadline, connect timeout
+/// 1 s.
+#[derive(Clone)]
+pub struct Builder {
+    urls: Vec<String>,
+    retries: u32,
+    retry_delay: (Duration, Duration),
+    drift: Option<(f64, Duration)>,
+    instance_timeout: Option<Duration>,
+    min_validity: Duration,
+    deadline: Option<Duration>,
+    connect_timeout: Duration,
+    tls_root_ca: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field(
+                "urls",
+                &self.urls.iter().map(|u| redact(u)).collect::<Vec<_>>(),
+            )
+            .field("retries", &self.retries)
+            .field("retry_delay", &self.retry_delay)
+            .field("instance_timeout", &self.instance_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The TTL used to validate the builder's settings; every lock sets its own.
+const REFERENCE_TTL: Duration = Duration::from_secs(10);
+
+impl Builder {
+    /// Retries after a failed attempt (default 3).
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
+    }
+
+    /// Delay between attempts and its uniform jitter (default 200 ms ± 100 ms).
+    pub fn retry_delay(mut self, delay: Duration, jitter: Duration) -> Self {
+        self.retry_delay = (delay, jitter);
+        self
+    }
+
+    /// Drift factor and pad (default 0.01 and 2 ms).
+    pub fn drift(mut self, factor: f64, pad: Duration) -> Self {
+        self.drift = Some((factor, pad));
+        self
+    }
+
+    /// A fixed per-instance timeout instead of 5 % of each lock's TTL.
+    pub fn instance_timeout(mut self, timeout: Duration) -> Self {
+        self.instance_timeout = Some(timeout);
+        self
+    }
+
+    /// The least validity worth having (default none).
+    pub fn min_validity(mut self, min: Duration) -> Self {
+        self.min_validity = min;
+        self
+    }
+
+    /// An overall deadline for each acquire (default none: the retry count bounds it).
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// How long a (re)connection may take (default 1 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// A PEM CA certificate to trust for `rediss://` instances (default: the system's roots).
+    pub fn tls_root_ca(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_root_ca = Some(pem.into());
+        self
+    }
+
+    fn config(&self, ttl: Duration) -> Result<Config, Error> {
+        let mut c = Config::new(self.urls.len(), ttl)?
+            .with_retry_count(self.retries)?
+            .with_retry_delay(self.retry_delay.0, self.retry_delay.1)?
+            .with_min_validity(self.min_validity)?
+            .with_acquire_deadline(self.deadline)?;
+        if let Some((factor, pad)) = self.drift {
+            c = c.with_drift_factor(factor)?.with_drift_pad(pad)?;
+        }
+        if let Some(t) = self.instance_timeout {
+            c = c.with_instance_timeout(t)?;
+        }
+        Ok(c)
+    }
+
+    fn client(&self, url: &str) -> Result<redis::Client, Error> {
+        let invalid = |reason: String| Error::InvalidUrl {
+            url: redact(url),
+            reason,
+        };
+        if url.starts_with("rediss://") {
+            #[cfg(feature = "tls")]
+            {
+                let certs = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: self.tls_root_ca.clone(),
+                };
+                return redis::Client::build_with_tls(url, certs)
+                    .map_err(|e| invalid(e.to_string()));
+            }
+            #[cfg(not(feature = "tls"))]
+            return Err(invalid("built without the `tls` feature".into()));
+        }
+        if !url.starts_with("redis://")
+            && !url.starts_with("redis+unix://")
+            && !url.starts_with("unix://")
+        {
+            return Err(invalid("expected redis://, rediss:// or unix://".into()));
+        }
+        redis::Client::open(url).map_err(|e| invalid(e.to_string()))
+    }
+
+    /// Builds the manager without contacting any instance; connections open on first use.
+    pub fn build(self) -> Result<Redlock, Error> {
+        let config = self.config(REFERENCE_TTL)?;
+        let instances = self
+            .urls
+            .iter()
+            .map(|url| {
+                Ok(Instance::new(
+                    self.client(url)?,
+                    redact(url),
+                    self.connect_timeout,
+                ))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        Ok(Redlock {
+            inner: Arc::new(Inner {
+                instances,
+                config,
+                clock: Clock::new(),
+            }),
+        })
+    }
+
+    /// Builds the manager and opens a connection to every reachable instance, loading the
+    /// scripts so the first locks skip the `NOSCRIPT` round trip. Unreachable instances are not
+    /// an error here (a minority may be down); they are retried on use.
+    pub async fn connect(self) -> Result<Redlock, Error> {
+        let redlock = self.build()?;
+        let warmups = redlock.inner.instances.iter().map(|instance| async move {
+            let mut load = redis::pipe();
+            for script in SCRIPTS {
+                load.cmd("SCRIPT").arg("LOAD").arg(script.source).ignore();
+            }
+            match instance.connection().await {
+                Ok(mut conn) => {
+                    if let Err(e) = load.query_async::<()>(&mut conn).await {
+                        tracing::warn!(server = %instance.name, error = %e, "script load failed");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(server = %instance.name, error = %e, "instance unreachable")
+                }
+            }
+        });
+        futures_util::future::join_all(warmups).await;
+        Ok(redlock)
+    }
+}
+
+impl Redlock {
+    /// A builder for the instances at `urls`: `redis://[user:password@]host:port[/db]`,
+    /// `rediss://…` for TLS. Use an odd number of independent masters (no replicas behind them).
+    pub fn builder<I, S>(urls: I) -> Builder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Builder {
+            urls: urls.into_iter().map(Into::into).collect(),
+            retries: 3,
+            retry_delay: (Duration::from_millis(200), Duration::from_millis(100)),
+            drift: None,
+            instance_timeout: None,
+            min_validity: Duration::ZERO,
+            deadline: None,
+            connect_timeout: Duration::from_secs(1),
+            tls_root_ca: None,
+        }
+    }
+
+    /// The number of instances, N.
+    pub fn instances(&self) -> usize {
+        self.inner.instances.len()
+    }
+
+    /// The quorum, N/2 + 1.
+    pub fn quorum(&self) -> usize {
+        self.inner.config.quorum()
+    }
+
+    /// Locks `resource` for `ttl`, retrying with the builder's settings.
+    pub async fn lock(&self, resource: impl AsRef<[u8]>, ttl: Duration) -> Result<Lock, Error> {
+        self.lock_with(&[resource], &LockOptions::new(ttl)).await
+    }
+
+    /// Locks several resources together: on each instance all of them or none.
+    pub async fn lock_all<K: AsRef<[u8]>>(
+        &self,
+        resources: &[K],
+        ttl: Duration,
+    ) -> Result<Lock, Error> {
+        self.lock_with(resources, &LockOptions::new(ttl)).await
+    }
+
+    /// One attempt, no retries: fails at once with [`Error::Contended`] if the lock is held.
+    pub async fn try_lock(&self, resource: impl AsRef<[u8]>, ttl: Duration) -> Result<Lock, Error> {
+        self.lock_with(&[resource], &LockOptions::new(ttl).retries(0))
+            .await
+    }
+
+    /// Locks with explicit options.
+    ///
+    /// Dropping the returned future before it completes cancels the acquire and releases
+    /// whatever it had locked, in the background.
+    pub async fn lock_with<K: AsRef<[u8]>>(
+        &self,
+        resources: &[K],
+        options: &LockOptions,
+    ) -> Result<Lock, Error> {
+        let resources = Resources::from_keys(resources)?;
+        let mut config = self.inner.config.with_ttl(options.ttl)?;
+        if let Some(r) = options.retries {
+            config = config.with_retry_count(r)?;
+        }
+        if let Some((d, j)) = options.retry_delay {
+            config = config.with_retry_delay(d, j)?;
+        }
+        if options.deadline.is_some() {
+            config = config.with_acquire_deadline(options.deadline)?;
+        }
+        if let Some(m) = options.min_validity {
+            config = config.with_min_validity(m)?;
+        }
+        let span =
+            tracing::debug_span!("redlock.lock", resources = ?resources, ttl_ms = config.ttl_ms());
+        let machine = Acquire::new(config, resources, SystemRng, self.inner.clock.now())?;
+        let mut driver = Driver::new(Arc::clone(&self.inner), machine);
+        let outcome = driver.run().instrument(span).await;
+        match outcome {
+            AcquireOutcome::Acquired {
+                lease, attempts, ..
+            } => {
+                tracing::debug!(attempts, valid_until = ?lease.valid_until(), "acquired");
+                Ok(Lock::new(
+                    Arc::clone(&self.inner),
+                    config,
+                    lease,
+                    options.auto_extend,
+                ))
+            }
+            AcquireOutcome::Failed {
+                reason,
+                attempts,
+                report,
+            } => {
+                let instances = driver.results(&report);
+                tracing::debug!(?reason, attempts, "not acquired");
+                Err(match reason {
+                    AcquireFailure::Contended => Error::Contended {
+                        attempts,
+                        instances,
+                    },
+                    AcquireFailure::NoQuorum => Error::NoQuorum {
+                        attempts,
+                        instances,
+                    },
+                    AcquireFailure::ValidityExhausted => Error::ValidityExhausted {
+                        attempts,
+                        instances,
+                    },
+                    AcquireFailure::Cancelled => Error::Cancelled,
+                    _ => Error::ClockWentBackwards,
+                })
+            }
+        }
+    }
+}
