@@ -60,7 +60,7 @@ impl Machine for Release {
     }
 }
 
-type Pending = BoxFuture<'static, (usize, RequestId, Answer)>;
+type Pending = BoxFuture<'static, (usize, RequestId, Answer, bool)>;
 
 /// Runs one machine to its outcome. Dropping it before the end cancels the machine and finishes
 /// its cleanup in the background.
@@ -70,6 +70,8 @@ pub(crate) struct Driver<M: Machine> {
     inflight: FuturesUnordered<Pending>,
     /// Releases in flight: they must reach Redis even if the driver stops polling.
     releases_inflight: usize,
+    /// The machine reached its outcome.
+    done: bool,
     /// Last error text per instance, for reports.
     details: Vec<Option<String>>,
 }
@@ -82,6 +84,7 @@ impl<M: Machine> Driver<M> {
             machine: Some(machine),
             inflight: FuturesUnordered::new(),
             releases_inflight: 0,
+            done: false,
             details: vec![None; n],
         }
     }
@@ -100,7 +103,8 @@ impl<M: Machine> Driver<M> {
                         let kind = tx.command.kind();
                         let cmd = to_redis(&tx.command);
                         let (instance, request) = (tx.instance, tx.request);
-                        if kind == CommandKind::Release {
+                        let is_release = kind == CommandKind::Release;
+                        if is_release {
                             self.releases_inflight += 1;
                         }
                         let inner = Arc::clone(&self.inner);
@@ -109,12 +113,13 @@ impl<M: Machine> Driver<M> {
                                 Some(i) => i.run(cmd).await,
                                 None => Answer::Transport("no such instance".into()),
                             };
-                            (instance, request, answer)
+                            (instance, request, answer, is_release)
                         }));
                     }
                     Output::Wait { until } => break until,
                     Output::Done(outcome) => {
                         let outcome = outcome.clone();
+                        self.done = true;
                         self.finish_in_background();
                         return outcome;
                     }
@@ -123,7 +128,10 @@ impl<M: Machine> Driver<M> {
             let deadline = self.inner.clock.to_tokio(until);
             let input = tokio::select! {
                 biased;
-                Some((instance, request, answer)) = self.inflight.next() => {
+                Some((instance, request, answer, is_release)) = self.inflight.next() => {
+                    if is_release {
+                        self.releases_inflight -= 1;
+                    }
                     if let Some(text) = answer.error_text() {
                         if let Some(d) = self.details.get_mut(instance) {
                             *d = Some(text.to_owned());
@@ -185,15 +193,15 @@ impl<M: Machine> Driver<M> {
 
     /// Lets commands still in flight finish without us, if any of them must reach Redis.
     fn finish_in_background(&mut self) {
-        if self.releases_inflight == 0 || self.inflight.is_empty() {
+        if self.releases_inflight == 0 {
             return;
         }
         let mut inflight = std::mem::take(&mut self.inflight);
         self.releases_inflight = 0;
         let limit = self.background_limit();
         spawn(async move {
-            let _ = tokio::time::timeout(limit, async { while inflight.next().await.is_some() {} })
-                .await;
+            let drain = async { while inflight.next().await.is_some() {} };
+            let _ = tokio::time::timeout(limit, drain).await;
         });
     }
 
@@ -204,15 +212,16 @@ impl<M: Machine> Driver<M> {
 
 impl<M: Machine> Drop for Driver<M> {
     fn drop(&mut self) {
+        if self.done {
+            return;
+        }
         let Some(mut machine) = self.machine.take() else {
             return;
         };
-        if matches!(machine.poll(), Output::Done(_)) && self.releases_inflight == 0 {
-            return;
-        }
-        // Dropped mid-operation: cancel and finish the cleanup in the background.
+        // Dropped mid-operation: cancel, then finish the cleanup in the background.
         let inner = Arc::clone(&self.inner);
         let inflight = std::mem::take(&mut self.inflight);
+        let releases_inflight = self.releases_inflight;
         let limit = self.background_limit();
         machine.cancel(inner.clock.now());
         spawn(async move {
@@ -221,9 +230,12 @@ impl<M: Machine> Drop for Driver<M> {
                 inner,
                 machine: Some(machine),
                 inflight,
-                releases_inflight: 1,
+                releases_inflight,
+                done: false,
             };
             let _ = tokio::time::timeout(limit, driver.run()).await;
+            // Out of time: stop here rather than cancelling again.
+            driver.done = true;
         });
     }
 }

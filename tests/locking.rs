@@ -482,3 +482,39 @@ async fn bad_input_gets_clear_errors() {
     binary.release().await.unwrap();
     assert_no_keys_left(&cluster).await;
 }
+
+#[tokio::test]
+async fn finished_operations_leave_no_background_tasks() {
+    let cluster = cluster(3);
+    let redlock = redlock(cluster.urls()).await;
+    // Warm up: connection tasks exist from here on.
+    redlock
+        .lock("warm", TTL)
+        .await
+        .unwrap()
+        .release()
+        .await
+        .unwrap();
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let baseline = metrics.num_alive_tasks();
+    for i in 0..30 {
+        let key = format!("t{i}");
+        let lock = redlock.lock(&key, TTL).await.unwrap();
+        let _ = redlock.try_lock(&key, TTL).await.unwrap_err();
+        let cancelled = redlock.lock(&key, TTL);
+        let _ = tokio::time::timeout(Duration::from_millis(1), cancelled).await;
+        lock.release().await.unwrap();
+    }
+    let _dropped = redlock.lock("dropped", TTL).await.unwrap();
+    drop(_dropped);
+    let mut alive = usize::MAX;
+    for _ in 0..100 {
+        alive = metrics.num_alive_tasks();
+        if alive <= baseline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(alive <= baseline, "{alive} tasks alive, {baseline} before");
+    assert_no_keys_left(&cluster).await;
+}
