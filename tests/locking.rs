@@ -518,3 +518,24 @@ async fn finished_operations_leave_no_background_tasks() {
     assert!(alive <= baseline, "{alive} tasks alive, {baseline} before");
     assert_no_keys_left(&cluster).await;
 }
+
+#[tokio::test]
+async fn leases_run_on_tokio_time_so_paused_clock_tests_are_deterministic() {
+    let cluster = cluster(3);
+    let redlock = redlock(cluster.urls()).await;
+    let lock = redlock.lock("paused-clock", TTL).await.unwrap();
+    tokio::time::pause();
+    let end = lock.valid_until();
+    let lost = lock.lost();
+    tokio::time::advance(lock.remaining_validity() - Duration::from_millis(5)).await;
+    assert!(lock.is_valid());
+    // With the clock paused, tokio jumps straight to the watchdog's deadline.
+    let reason = lost.await;
+    let now = tokio::time::Instant::now();
+    assert_eq!(reason, LostReason::Expired);
+    assert!(now < end && end - now <= Duration::from_millis(1), "fired {:?} early", end - now);
+    assert!(!lock.is_valid());
+    tokio::time::resume();
+    lock.release().await.unwrap();
+    assert_no_keys_left(&cluster).await;
+}
