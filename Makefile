@@ -14,7 +14,12 @@ ifeq (demo,$(firstword $(MAKECMDGOALS)))
   endif
 endif
 
-.PHONY: all demo test deps lint test-rust nostd docs sim-long fuzz-help
+.PHONY: all demo test deps lint test-rust nostd docs sim-long
+
+# Each binding or suite adds its own file here: it appends its target to TEST_SUITES (run by
+# `make test` after the Rust suites) and installs what it needs in its own recipe.
+TEST_SUITES :=
+-include mk/*.mk
 
 all: test
 
@@ -24,7 +29,7 @@ deps:
 demo: deps
 	$(CARGO) run --quiet --release --example demo -- $(DEMO_GOALS) $(ARGS)
 
-test: deps lint nostd test-rust docs
+test: deps lint nostd test-rust docs $(TEST_SUITES)
 	@echo "make test: all suites passed"
 
 lint:
