@@ -174,7 +174,7 @@ impl<R: RngCore + CryptoRng> Acquire<R> {
         let value = Token::random(&mut rng);
         let mut acquire = Self {
             config,
-            round: Round::new(config.instances(), !single, classify),
+            round: Round::new(config.instances(), !single, classify, rng.next_u32()),
             classify,
             resources,
             rng,

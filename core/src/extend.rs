@@ -8,7 +8,7 @@ use crate::error::Error;
 use crate::io::{Input, Output, Transmit};
 use crate::lease::Lease;
 use crate::reply::Report;
-use crate::round::{classify_flag, Round};
+use crate::round::{classify_flag, request_base, Round};
 use crate::time::Instant;
 
 /// Why an extend did not extend.
@@ -109,7 +109,12 @@ impl Extend {
         let mut extend = Self {
             config,
             lease: lease.clone(),
-            round: Round::new(config.instances(), true, classify_flag),
+            round: Round::new(
+                config.instances(),
+                true,
+                classify_flag,
+                request_base(lease.value(), now, 1),
+            ),
             now,
             outcome: None,
         };

@@ -8,7 +8,7 @@ use crate::error::Error;
 use crate::io::{Input, Output, Transmit};
 use crate::lease::Lease;
 use crate::reply::Report;
-use crate::round::{classify_release, Round};
+use crate::round::{classify_release, request_base, Round};
 use crate::time::Instant;
 
 /// How a release ended.
@@ -42,7 +42,8 @@ impl Release {
         if lease.resources().is_empty() {
             return Err(Error::NoResources);
         }
-        let mut round = Round::new(config.instances(), true, classify_release);
+        let base = request_base(lease.value(), now, 2);
+        let mut round = Round::new(config.instances(), true, classify_release, base);
         round.begin(now, now.saturating_add(config.instance_timeout_ms()), true);
         Ok(Self {
             config,

@@ -70,11 +70,14 @@ pub(crate) struct Round {
 }
 
 impl Round {
-    pub(crate) fn new(n: usize, script: bool, classify: Classify) -> Self {
+    /// A round engine whose request ids start after `first_request`. Machines pick it so that ids
+    /// of different machines do not overlap: a host that routes a reply to the wrong machine
+    /// then has it ignored as stale instead of counted.
+    pub(crate) fn new(n: usize, script: bool, classify: Classify, first_request: u32) -> Self {
         Self {
             slots: [IDLE; MAX_INSTANCES],
             n: n.min(MAX_INSTANCES),
-            next_request: 0,
+            next_request: first_request,
             t1: Instant::ZERO,
             script,
             classify,
@@ -264,6 +267,31 @@ impl Round {
         }
         r
     }
+}
+
+/// A well-mixed 32-bit starting request id for the machine `kind` on `value` started at `t1`.
+///
+/// Machines for different leases, kinds or start times get unrelated id ranges. Two machines
+/// with equal inputs share ids, which is harmless: a reply counts only as evidence for a command
+/// sent at or after that same `t1`.
+pub(crate) fn request_base(value: &crate::Token, t1: Instant, kind: u64) -> u32 {
+    let mut h = kind ^ t1.as_millis().rotate_left(17);
+    for chunk in value.as_bytes().chunks(8) {
+        let mut word = [0u8; 8];
+        for (w, b) in word.iter_mut().zip(chunk) {
+            *w = *b;
+        }
+        h = splitmix64(h ^ u64::from_le_bytes(word));
+    }
+    // The high half: truncation is the point.
+    (splitmix64(h) >> 32) as u32
+}
+
+fn splitmix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// Status of a reply to `SET NX`: `OK` locks, `nil` means held.

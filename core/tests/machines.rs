@@ -580,3 +580,35 @@ fn script_digests_match_their_sources() {
     }
     assert_eq!(ACQUIRE_SCRIPT.name, "acquire");
 }
+
+#[test]
+fn replies_routed_to_the_wrong_machine_are_ignored() {
+    let mut acq = acquire(3);
+    let (sent, _) = drain(&mut acq);
+    reply(&mut acq, &sent[0], Reply::Ok, 1001);
+    reply(&mut acq, &sent[1], Reply::Ok, 1001);
+    let lease = acq.outcome().unwrap().lease().unwrap().clone();
+    let mut rel = Release::new(config(3), &lease, t(1002)).unwrap();
+    let mut ids = Vec::new();
+    while let Output::Send(tx) = rel.poll_output() {
+        ids.push(tx.request);
+    }
+    assert!(ids.iter().all(|id| sent.iter().all(|s| s.request != *id)));
+    // The third SET's late OK arrives on the connection the release now uses.
+    rel.handle_input(Input::Reply {
+        instance: 2,
+        request: sent[2].request,
+        reply: Reply::Ok,
+        at: t(1003),
+    })
+    .unwrap();
+    assert_eq!(rel.outcome(), None, "not taken as the release's answer");
+    // Two extends of one lease started at different times use different ids too.
+    let e1 = Extend::new(config(3), &lease, t(2000)).unwrap();
+    let e2 = Extend::new(config(3), &lease, t(2001)).unwrap();
+    let first = |mut e: Extend| match e.poll_output() {
+        Output::Send(tx) => tx.request,
+        other => panic!("{other:?}"),
+    };
+    assert_ne!(first(e1), first(e2));
+}
