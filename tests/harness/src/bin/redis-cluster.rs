@@ -63,7 +63,9 @@ fn main() {
             "--aof" => options = options.persistence(Persistence::AofAlways),
             "--proxies" => proxies = true,
             "--acl" => {
-                let spec = args.next().unwrap_or_else(|| fail("--acl needs USER:PASSWORD"));
+                let spec = args
+                    .next()
+                    .unwrap_or_else(|| fail("--acl needs USER:PASSWORD"));
                 let (user, pw) = spec
                     .split_once(':')
                     .unwrap_or_else(|| fail("--acl needs USER:PASSWORD"));
@@ -124,7 +126,12 @@ fn run(cluster: &Cluster, words: &[&str]) -> Result<Option<String>, String> {
         }
         Ok(i)
     };
-    let arg = |k: usize| words.get(k).copied().ok_or_else(|| "missing argument".to_owned());
+    let arg = |k: usize| {
+        words
+            .get(k)
+            .copied()
+            .ok_or_else(|| "missing argument".to_owned())
+    };
     let e = |r: redlock_harness::Result<()>| r.map(|_| None).map_err(|e| e.to_string());
     match words.first().copied() {
         Some("kill") => e(cluster[index(1)?].kill()),
