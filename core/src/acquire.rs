@@ -1,6 +1,7 @@
 //! Acquiring a lock: one round per attempt, jittered retries, cleanup of every failed attempt.
 
 use core::fmt;
+use core::time::Duration;
 
 use heapless::Deque;
 use rand_core::{CryptoRng, RngCore};
@@ -396,6 +397,40 @@ impl<R: RngCore + CryptoRng> Acquire<R> {
         let span = jitter.saturating_mul(2).saturating_add(1);
         let offset = self.rng.next_u64() % span;
         base.saturating_sub(jitter).saturating_add(offset)
+    }
+
+    /// A hint that the lock may have just been freed (for example a release notification from
+    /// the holder): if the acquire is waiting to retry after contention, the next attempt moves
+    /// up to a random point within `spread` from `now`, so waiters woken together do not all
+    /// retry at the same instant.
+    ///
+    /// Only the timing changes: the retry count, the deadline and the cleanup rules stay as they
+    /// are, so a lost or spurious hint costs nothing but an early attempt. Returns whether the
+    /// retry moved.
+    pub fn wake(&mut self, now: Instant, spread: Duration) -> Result<bool, Error> {
+        if now < self.now {
+            return Err(self.fail_closed(now));
+        }
+        self.now = now;
+        let State::Retrying { at } = self.state else {
+            return Ok(false);
+        };
+        if self.outcome.is_some() {
+            return Ok(false);
+        }
+        let span = crate::time::duration_ms(spread).saturating_add(1);
+        let early = now.saturating_add(self.rng.next_u64() % span);
+        if early >= at {
+            return Ok(false);
+        }
+        self.state = State::Retrying { at: early };
+        Ok(true)
+    }
+
+    /// Whether the acquire is waiting to retry (after a failed attempt), as opposed to running
+    /// an attempt or done.
+    pub fn is_waiting_to_retry(&self) -> bool {
+        self.outcome.is_none() && matches!(self.state, State::Retrying { .. })
     }
 
     /// Cancels the acquire: no further attempt starts, the running one is abandoned and released

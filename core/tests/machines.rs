@@ -612,3 +612,42 @@ fn replies_routed_to_the_wrong_machine_are_ignored() {
     };
     assert_ne!(first(e1), first(e2));
 }
+
+#[test]
+fn a_release_hint_moves_the_retry_up_without_spending_extra_attempts() {
+    let cfg = config(3)
+        .with_retry_count(1)
+        .unwrap()
+        .with_retry_delay(Duration::from_millis(500), Duration::from_millis(0))
+        .unwrap();
+    let mut acq = Acquire::new(cfg, Resources::single(b"r").unwrap(), rng(), t(0)).unwrap();
+    assert!(
+        !acq.wake(t(0), Duration::ZERO).unwrap(),
+        "nothing to move while running"
+    );
+    let (sent, _) = drain(&mut acq);
+    for s in &sent {
+        reply(&mut acq, s, Reply::Nil, 1);
+    }
+    let (_, wait) = drain(&mut acq);
+    assert_eq!(wait, Some(t(501)));
+    assert!(acq.is_waiting_to_retry());
+    assert!(acq.wake(t(10), Duration::from_millis(5)).unwrap());
+    let (_, Some(until)) = drain(&mut acq) else {
+        panic!("expected a wait")
+    };
+    assert!((10..=15).contains(&until.as_millis()), "retry at {until:?}");
+    acq.handle_input(Input::Timeout { now: until }).unwrap();
+    let (second, _) = drain(&mut acq);
+    assert_eq!(second.len(), 3, "the retry ran early");
+    for s in &second {
+        reply(&mut acq, s, Reply::Nil, until.as_millis() + 1);
+    }
+    drain(&mut acq);
+    assert_eq!(
+        acq.outcome().unwrap().attempts(),
+        2,
+        "the budget is unchanged"
+    );
+    assert!(!acq.wake(t(10_000), Duration::ZERO).unwrap());
+}
