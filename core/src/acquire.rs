@@ -487,7 +487,8 @@ impl<R: RngCore + CryptoRng> Acquire<R> {
                 return Output::Send(Transmit {
                     instance: usize::from(instance),
                     request: self.round.fresh_id(),
-                    command: Command::release(&self.resources, &self.sending),
+                    command: Command::release(&self.resources, &self.sending)
+                        .with_notification(self.config.release_notification()),
                 });
             }
             if self.outcome.is_some() {

@@ -3,7 +3,7 @@
 use core::fmt;
 
 use crate::resource::Resources;
-use crate::script::{Script, ACQUIRE_SCRIPT, EXTEND_SCRIPT, RELEASE_SCRIPT};
+use crate::script::{Script, ACQUIRE_SCRIPT, EXTEND_SCRIPT, RELEASE_NOTIFY_SCRIPT, RELEASE_SCRIPT};
 use crate::token::Token;
 
 /// What a command does on one instance.
@@ -90,6 +90,7 @@ pub struct Command<'a> {
     value: &'a Token,
     ttl: Decimal,
     numkeys: Decimal,
+    notify: bool,
 }
 
 /// The caller's buffer cannot hold the encoded command.
@@ -158,7 +159,15 @@ impl<'a> Command<'a> {
             value,
             ttl: Decimal::new(ttl_ms),
             numkeys: Decimal::new(resources.len() as u64),
+            notify: false,
         }
+    }
+
+    /// For a release: announce each deleted key on its release channel
+    /// ([`RELEASE_NOTIFY_SCRIPT`]). Other commands are unchanged.
+    pub fn with_notification(mut self, notify: bool) -> Self {
+        self.notify = notify && self.kind == CommandKind::Release;
+        self
     }
 
     /// The same command sent as a full `EVAL` (what to do after a `NOSCRIPT` reply). A `SET`
@@ -186,6 +195,7 @@ impl<'a> Command<'a> {
             (CommandForm::Set, _) => None,
             (_, CommandKind::Acquire) => Some(&ACQUIRE_SCRIPT),
             (_, CommandKind::Extend) => Some(&EXTEND_SCRIPT),
+            (_, CommandKind::Release) if self.notify => Some(&RELEASE_NOTIFY_SCRIPT),
             (_, CommandKind::Release) => Some(&RELEASE_SCRIPT),
         }
     }

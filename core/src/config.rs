@@ -56,6 +56,7 @@ pub struct Config {
     retry_jitter_ms: u64,
     min_validity_ms: u64,
     acquire_deadline_ms: Option<u64>,
+    release_notification: bool,
 }
 
 /// Why a configuration was refused.
@@ -138,6 +139,7 @@ impl Config {
             retry_jitter_ms: 100,
             min_validity_ms: 0,
             acquire_deadline_ms: None,
+            release_notification: false,
         }
         .validated()
     }
@@ -228,6 +230,19 @@ impl Config {
     ) -> Result<Self, ConfigError> {
         self.acquire_deadline_ms = deadline.map(duration_ms);
         self.validated()
+    }
+
+    /// Whether releases (and the cleanup of failed attempts) announce each deleted key on
+    /// `redlock:released:<key>` ([`RELEASE_NOTIFY_SCRIPT`](crate::RELEASE_NOTIFY_SCRIPT)), so
+    /// that waiters can [`wake`](crate::Acquire::wake) at once. Default off.
+    pub fn with_release_notification(mut self, on: bool) -> Self {
+        self.release_notification = on;
+        self
+    }
+
+    /// Whether releases are announced.
+    pub fn release_notification(&self) -> bool {
+        self.release_notification
     }
 
     /// The configured number of instances, N.

@@ -139,6 +139,9 @@ pub use lease::Lease;
 pub use release::{Release, ReleaseOutcome};
 pub use reply::{InstanceStatus, Reply, Report, ServerError};
 pub use resource::{Resources, MAX_KEY_LEN, MAX_RESOURCES, MAX_RESOURCES_LEN};
-pub use script::{Script, ACQUIRE_SCRIPT, EXTEND_SCRIPT, RELEASE_SCRIPT, SCRIPTS};
+pub use script::{
+    Script, ACQUIRE_SCRIPT, EXTEND_SCRIPT, RELEASE_CHANNEL_PREFIX, RELEASE_NOTIFY_SCRIPT,
+    RELEASE_SCRIPT, SCRIPTS,
+};
 pub use time::Instant;
 pub use token::{Token, TOKEN_BYTES, TOKEN_LEN};

@@ -122,7 +122,8 @@ impl Release {
             return Output::Done(outcome);
         }
         if let Some((instance, request, full)) = self.round.poll_send() {
-            let cmd = Command::release(self.lease.resources(), self.lease.value());
+            let cmd = Command::release(self.lease.resources(), self.lease.value())
+                .with_notification(self.config.release_notification());
             let command = if full { cmd.with_full_script() } else { cmd };
             return Output::Send(Transmit {
                 instance,

@@ -36,5 +36,23 @@ pub const RELEASE_SCRIPT: Script = Script {
     sha1: "0fdaa1a21c1d8c4f3b6c5eef9c7624a83482c380",
 };
 
+/// The channel prefix [`RELEASE_NOTIFY_SCRIPT`] publishes on: a release of `key` is announced
+/// on `redlock:released:<key>` with the released value as the message.
+pub const RELEASE_CHANNEL_PREFIX: &str = "redlock:released:";
+
+/// Releases like [`RELEASE_SCRIPT`] and also publishes each deletion on
+/// [`RELEASE_CHANNEL_PREFIX`]`<key>`, so waiters can retry at once instead of sleeping out their
+/// retry delay. Chosen by [`Config::with_release_notification`](crate::Config::with_release_notification).
+pub const RELEASE_NOTIFY_SCRIPT: Script = Script {
+    name: "release-notify",
+    source: include_str!("../scripts/release_notify.lua"),
+    sha1: "5ba58ac79f01e954ac208250a31106eb167d9b27",
+};
+
 /// Every script, for hosts that preload them with `SCRIPT LOAD`.
-pub const SCRIPTS: [Script; 3] = [ACQUIRE_SCRIPT, EXTEND_SCRIPT, RELEASE_SCRIPT];
+pub const SCRIPTS: [Script; 4] = [
+    ACQUIRE_SCRIPT,
+    EXTEND_SCRIPT,
+    RELEASE_SCRIPT,
+    RELEASE_NOTIFY_SCRIPT,
+];
