@@ -1,0 +1,256 @@
+// The Node side of `make bench`: node-redlock v5 (with ioredis) and, when it is built, this
+// project's WASM package, on the redis-server instances the Rust bench started.
+//
+//   node bench/js/bench.mjs --urls redis://127.0.0.1:p1,... [--iterations N] [--seconds S]
+//
+// Prints one JSON document on stdout: { rows: [...], notes: [...] }, rows shaped like the Rust
+// side's (see bench/src/workloads.rs). Progress goes to stderr.
+
+import { performance } from "node:perf_hooks";
+import { setTimeout as sleep } from "node:timers/promises";
+import Redis from "ioredis";
+import Redlock from "redlock";
+
+const args = Object.fromEntries(
+  process.argv.slice(2).reduce((acc, a, i, all) => {
+    if (a.startsWith("--")) acc.push([a.slice(2), all[i + 1]]);
+    return acc;
+  }, []),
+);
+const urls = (args.urls ?? "").split(",").filter(Boolean);
+const warmup = Number(args.warmup ?? 200);
+const iterations = Number(args.iterations ?? 2000);
+const seconds = Number(args.seconds ?? 5);
+const holders = Number(args.holders ?? 64);
+const workers = Number(args.workers ?? 8);
+const TTL = 10_000;
+const SHORT = { retryDelay: 10, retryJitter: 5, retryCount: 1_000_000 };
+
+const rows = [];
+const notes = [];
+const log = (...m) => console.error(...m);
+
+function percentiles(samplesMs) {
+  const s = Float64Array.from(samplesMs).sort();
+  const at = (q) => (s.length ? s[Math.min(s.length - 1, Math.round((s.length - 1) * q))] * 1000 : null);
+  return { p50: at(0.5), p90: at(0.9), p99: at(0.99), n: s.length };
+}
+
+function fairness(counts) {
+  const sum = counts.reduce((a, b) => a + b, 0);
+  const squares = counts.reduce((a, b) => a + b * b, 0);
+  return squares === 0 ? 0 : (sum * sum) / (counts.length * squares);
+}
+
+/** Counts keys under `prefix` on every instance, waiting up to 2 s, then deletes them. */
+async function keysLeft(clients, prefix) {
+  const count = async () => {
+    let n = 0;
+    for (const c of clients) n += (await c.keys(`${prefix}*`)).length;
+    return n;
+  };
+  let left = await count();
+  for (let i = 0; i < 40 && left > 0; i++) {
+    await sleep(50);
+    left = await count();
+  }
+  for (const c of clients) {
+    const keys = await c.keys(`${prefix}*`);
+    if (keys.length) await c.del(...keys);
+  }
+  return left;
+}
+
+async function latency(client, prefix) {
+  let errors = 0;
+  for (let i = 0; i < warmup; i++) {
+    try {
+      await client.cycle(`${prefix}:w${i}`, async () => {});
+    } catch {
+      errors++;
+    }
+  }
+  const acquire = [], release = [], pair = [];
+  for (let i = 0; i < iterations; i++) {
+    try {
+      const t = await client.cycle(`${prefix}:${i}`, async () => {});
+      acquire.push(t.acquired - t.started);
+      release.push(t.released - t.releaseStarted);
+      pair.push(t.released - t.started);
+    } catch {
+      errors++;
+    }
+  }
+  return {
+    workload: "latency",
+    iterations,
+    acquire_us: percentiles(acquire),
+    release_us: percentiles(release),
+    pair_us: percentiles(pair),
+    errors,
+    allocs_per_pair: null,
+  };
+}
+
+async function throughput(client, prefix) {
+  let done = 0, errors = 0;
+  const started = performance.now();
+  const end = started + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: holders }, async (_, h) => {
+      while (performance.now() < end) {
+        try {
+          await client.cycle(`${prefix}:${h}`, async () => {});
+          done++;
+        } catch {
+          errors++;
+        }
+      }
+    }),
+  );
+  const elapsed = (performance.now() - started) / 1000;
+  return { workload: "throughput", holders, seconds: elapsed, acquisitions: done, per_sec: done / elapsed, errors };
+}
+
+async function contention(client, key) {
+  let counter = 0, failed = 0;
+  const holds = [];
+  const started = performance.now();
+  const end = started + seconds * 1000;
+  const perWorker = await Promise.all(
+    Array.from({ length: workers }, async () => {
+      let mine = 0;
+      while (performance.now() < end) {
+        try {
+          const t = await client.cycle(key, async () => {
+            // Loses updates unless the lock excludes the other workers.
+            const v = counter;
+            await sleep(1);
+            counter = v + 1;
+          });
+          if (t.acquired < end) mine++;
+          holds.push([t.acquired, t.releaseStarted]);
+        } catch {
+          failed++;
+        }
+      }
+      return mine;
+    }),
+  );
+  holds.sort((a, b) => a[0] - b[0]);
+  const handoff = [];
+  let overlaps = 0;
+  for (let i = 1; i < holds.length; i++) {
+    const d = holds[i][0] - holds[i - 1][1];
+    if (d >= 0) handoff.push(d);
+    else overlaps++;
+  }
+  const inWindow = perWorker.reduce((a, b) => a + b, 0);
+  return {
+    workload: "contention",
+    workers,
+    hold_ms: 1,
+    seconds,
+    acquisitions: inWindow,
+    per_sec: inWindow / seconds,
+    handoff_us: percentiles(handoff),
+    per_worker: perWorker,
+    fairness: fairness(perWorker),
+    failed_acquires: failed,
+    counter_ok: counter === holds.length,
+    counter,
+    overlaps,
+  };
+}
+
+/** node-redlock v5 over one ioredis client per instance. */
+function nodeRedlock(clients, settings) {
+  const redlock = new Redlock(clients, settings);
+  // Contention is expected here; node-redlock reports it as an error event too.
+  redlock.on("error", () => {});
+  return {
+    async cycle(key, hold) {
+      const started = performance.now();
+      const lock = await redlock.acquire([key], TTL);
+      const acquired = performance.now();
+      await hold();
+      const releaseStarted = performance.now();
+      await lock.release();
+      return { started, acquired, releaseStarted, released: performance.now() };
+    },
+  };
+}
+
+/** This project's WASM package, when it has been built (see wasm/). */
+async function wasmClient(clients, settings) {
+  const candidates = [
+    new URL("../../wasm/npm/dist/index.js", import.meta.url).href,
+    new URL("../../wasm/npm/index.js", import.meta.url).href,
+  ];
+  for (const path of candidates) {
+    let mod;
+    try {
+      mod = await import(path);
+    } catch {
+      continue;
+    }
+    const Ctor = mod.Redlock ?? mod.default?.Redlock;
+    if (!Ctor) continue;
+    const redlock = new Ctor(clients, settings);
+    return {
+      async cycle(key, hold) {
+        const started = performance.now();
+        const lock = await redlock.acquire([key], TTL);
+        const acquired = performance.now();
+        await hold();
+        const releaseStarted = performance.now();
+        await redlock.release(lock);
+        return { started, acquired, releaseStarted, released: performance.now() };
+      },
+    };
+  }
+  return null;
+}
+
+function push(row, client, settings) {
+  rows.push({ ...row, client, settings, language: "node" });
+}
+
+async function main() {
+  const clients = urls.map((u) => new Redis(u, { lazyConnect: false, enableAutoPipelining: false }));
+  await Promise.all(clients.map((c) => c.ping()));
+  const suites = [["node-redlock 5 (ioredis)", "node-redlock", (s) => nodeRedlock(clients, s)]];
+  const wasm = await wasmClient(clients, {});
+  if (wasm) {
+    suites.push(["redlock-wasm (node)", "wasm", (s) => wasmClient(clients, s)]);
+  } else {
+    notes.push("redlock-wasm column not run: the WASM package under wasm/ is not built or has no Redlock class yet");
+  }
+  for (const [name, slug, make] of suites) {
+    const client = await make({});
+    log(`latency: ${name}`);
+    let prefix = `bench:js:${slug}:lat`;
+    const lat = await latency(client, prefix);
+    lat.keys_left = await keysLeft(clients, prefix);
+    push(lat, name, "default");
+    log(`throughput: ${name}`);
+    prefix = `bench:js:${slug}:tp`;
+    const tp = await throughput(client, prefix);
+    tp.keys_left = await keysLeft(clients, prefix);
+    push(tp, name, "default");
+    for (const [settingsName, settings] of [["10 ms ± 5 ms", SHORT], ["default", {}]]) {
+      log(`contention: ${name} (${settingsName})`);
+      const key = `bench:js:${slug}:${settingsName === "default" ? "def" : "short"}:ct`;
+      const row = await contention(await make(settings), key);
+      row.keys_left = await keysLeft(clients, key);
+      push(row, name, settingsName);
+    }
+  }
+  await Promise.all(clients.map((c) => c.quit()));
+  process.stdout.write(JSON.stringify({ rows, notes }) + "\n");
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -1,0 +1,346 @@
+//! `make bench`: this runtime against a raw-Redis baseline and the peers, on the same five local
+//! `redis-server` instances, in one run.
+//!
+//! ```text
+//! redlock-bench [--quick] [--iterations N] [--seconds S] [--no-js] [--json PATH]
+//! ```
+//!
+//! Workloads: (a) latency of sequential acquire+release of fresh resources; (b) throughput of
+//! 64 holders on distinct resources; (c) contention of 8 workers on one resource, each holding it
+//! about 1 ms for a read-modify-write of a shared counter. Every run ends by counting the lock
+//! keys left on the instances. Prints tables and writes JSON (default
+//! `target/bench/results.json`). The Node clients run from `bench/js/bench.mjs` on the same
+//! instances.
+
+mod alloc;
+mod clients;
+mod raw;
+mod report;
+mod workloads;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redlock_harness::{Cluster, ClusterOptions};
+use serde_json::{json, Value};
+
+use clients::{Kind, Retry};
+
+#[global_allocator]
+static ALLOC: alloc::Counting = alloc::Counting;
+
+/// The short retry setting given to every client in the contention runs marked "short".
+const SHORT: Retry = Retry::Short {
+    delay: Duration::from_millis(10),
+    jitter: Duration::from_millis(5),
+};
+
+struct Args {
+    warmup: usize,
+    iterations: usize,
+    seconds: f64,
+    holders: usize,
+    workers: usize,
+    js: bool,
+    json: PathBuf,
+}
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        warmup: 200,
+        iterations: 2_000,
+        seconds: 5.0,
+        holders: 64,
+        workers: 8,
+        js: true,
+        json: workspace_root().join("target/bench/results.json"),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .unwrap_or_else(|| fail(&format!("{name} needs a value")))
+        };
+        match a.as_str() {
+            "--quick" => {
+                args.warmup = 20;
+                args.iterations = 200;
+                args.seconds = 1.0;
+            }
+            "--iterations" => args.iterations = value(&a).parse().unwrap_or_else(|_| fail(&a)),
+            "--seconds" => args.seconds = value(&a).parse().unwrap_or_else(|_| fail(&a)),
+            "--no-js" => args.js = false,
+            "--json" => args.json = PathBuf::from(value(&a)),
+            "-h" | "--help" => {
+                println!("redlock-bench [--quick] [--iterations N] [--seconds S] [--no-js] [--json PATH]");
+                std::process::exit(0);
+            }
+            other => fail(&format!("unknown argument {other}")),
+        }
+    }
+    args
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("redlock-bench: {msg}");
+    std::process::exit(2)
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Counts the lock keys under `prefix` left on any instance, waiting up to 2 s for background
+/// cleanups, then deletes them so the next run starts clean.
+fn keys_left(cluster: &Cluster, prefix: &str) -> usize {
+    let pattern = format!("{prefix}*");
+    let count = || {
+        cluster
+            .iter()
+            .map(|i| i.keys_matching(&pattern).map(|k| k.len()).unwrap_or(0))
+            .sum::<usize>()
+    };
+    let mut left = count();
+    for _ in 0..40 {
+        if left == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        left = count();
+    }
+    for inst in cluster.iter() {
+        for key in inst.keys_matching(&pattern).unwrap_or_default() {
+            let _ = inst.command_str(&["DEL", &key]);
+        }
+    }
+    left
+}
+
+fn label(kind: Kind, retry: Retry) -> (String, String) {
+    let client = match kind {
+        Kind::Raw => "raw baseline",
+        Kind::Redlock { handoff: true } => "redlock (this) + fast handoff",
+        Kind::Redlock { handoff: false } => "redlock (this)",
+        Kind::Rslock => "rslock 0.10",
+    };
+    let settings = match retry {
+        Retry::Default => "default".to_owned(),
+        Retry::Short { delay, jitter } => {
+            format!("{} ms ± {} ms", delay.as_millis(), jitter.as_millis())
+        }
+    };
+    (client.to_owned(), settings)
+}
+
+async fn run_rust(args: &Args, cluster: &Cluster, rows: &mut Vec<Value>) {
+    let urls = cluster.urls();
+    let seconds = Duration::from_secs_f64(args.seconds);
+    let simple = [Kind::Raw, Kind::Redlock { handoff: false }, Kind::Rslock];
+    for kind in simple {
+        let (name, settings) = label(kind, Retry::Default);
+        let client = match clients::build(kind, Retry::Default, &urls).await {
+            Ok(c) => Arc::new(c),
+            Err(e) => {
+                eprintln!("{name}: cannot connect: {e}");
+                continue;
+            }
+        };
+        let slug = slug(&name);
+        eprintln!("latency: {name}");
+        let prefix = format!("bench:{slug}:lat");
+        let mut row = workloads::latency(&client, &prefix, args.warmup, args.iterations).await;
+        row["keys_left"] = json!(keys_left(cluster, &prefix));
+        push(rows, row, &name, &settings);
+
+        eprintln!("throughput: {name}");
+        let prefix = format!("bench:{slug}:tp");
+        let mut row =
+            workloads::throughput(Arc::clone(&client), &prefix, args.holders, seconds).await;
+        row["keys_left"] = json!(keys_left(cluster, &prefix));
+        push(rows, row, &name, &settings);
+    }
+
+    let contended = [
+        (Kind::Redlock { handoff: true }, SHORT),
+        (Kind::Redlock { handoff: true }, Retry::Default),
+        (Kind::Redlock { handoff: false }, SHORT),
+        (Kind::Redlock { handoff: false }, Retry::Default),
+        (Kind::Rslock, SHORT),
+        (Kind::Rslock, Retry::Default),
+    ];
+    for (kind, retry) in contended {
+        let (name, settings) = label(kind, retry);
+        let client = match clients::build(kind, retry, &urls).await {
+            Ok(c) => Arc::new(c),
+            Err(e) => {
+                eprintln!("{name}: cannot connect: {e}");
+                continue;
+            }
+        };
+        eprintln!("contention: {name} ({settings})");
+        let key = format!("bench:{}:{}:ct", slug(&name), slug(&settings));
+        let mut row = workloads::contention(
+            client,
+            &key,
+            args.workers,
+            Duration::from_millis(1),
+            seconds,
+        )
+        .await;
+        row["keys_left"] = json!(keys_left(cluster, &key));
+        push(rows, row, &name, &settings);
+    }
+}
+
+fn slug(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
+}
+
+fn push(rows: &mut Vec<Value>, mut row: Value, client: &str, settings: &str) {
+    row["client"] = json!(client);
+    row["settings"] = json!(settings);
+    row["language"] = json!("rust");
+    rows.push(row);
+}
+
+/// Runs the Node clients on the same instances; their rows come back as JSON on stdout.
+fn run_js(args: &Args, cluster: &Cluster, rows: &mut Vec<Value>, notes: &mut Vec<String>) {
+    let script = workspace_root().join("bench/js/bench.mjs");
+    let output = std::process::Command::new("node")
+        .arg(&script)
+        .arg("--urls")
+        .arg(cluster.urls().join(","))
+        .arg("--warmup")
+        .arg(args.warmup.to_string())
+        .arg("--iterations")
+        .arg(args.iterations.to_string())
+        .arg("--seconds")
+        .arg(args.seconds.to_string())
+        .arg("--holders")
+        .arg(args.holders.to_string())
+        .arg("--workers")
+        .arg(args.workers.to_string())
+        .stderr(std::process::Stdio::inherit())
+        .output();
+    let output = match output {
+        Ok(o) if o.status.success() => o,
+        Ok(o) => {
+            notes.push(format!("node side failed ({})", o.status));
+            return;
+        }
+        Err(e) => {
+            notes.push(format!("node side not run: {e}"));
+            return;
+        }
+    };
+    let parsed: Value = match serde_json::from_slice(&output.stdout) {
+        Ok(v) => v,
+        Err(e) => {
+            notes.push(format!("node side printed no JSON: {e}"));
+            return;
+        }
+    };
+    for row in parsed["rows"].as_array().cloned().unwrap_or_default() {
+        rows.push(row);
+    }
+    for note in parsed["notes"].as_array().cloned().unwrap_or_default() {
+        if let Some(n) = note.as_str() {
+            notes.push(n.to_owned());
+        }
+    }
+    // The Node side checks its own keys; check again here, across everything it wrote.
+    let left = keys_left(cluster, "bench:js");
+    if left > 0 {
+        notes.push(format!("{left} lock keys left by the node side"));
+    }
+}
+
+/// The core's own cost from the criterion bench (`cargo bench -p redlock-core --bench core`),
+/// if it has been run: median ns per benchmark.
+fn core_cost() -> Value {
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+        .join("criterion");
+    let mut out = serde_json::Map::new();
+    for name in ["acquire_n5_uncontended", "acquire_and_release_n5"] {
+        let path = dir.join(name).join("new/estimates.json");
+        let median = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .and_then(|v| v["median"]["point_estimate"].as_f64());
+        out.insert(name.to_owned(), json!(median));
+    }
+    Value::Object(out)
+}
+
+fn main() {
+    let args = parse_args();
+    let load_before = loadavg();
+    let cluster = Cluster::start(5, ClusterOptions::new()).unwrap_or_else(|e| {
+        fail(&format!(
+            "cannot start redis-server instances: {e} (scripts/ensure-deps.sh installs it)"
+        ))
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| fail(&format!("tokio: {e}")));
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+    runtime.block_on(run_rust(&args, &cluster, &mut rows));
+    if args.js {
+        run_js(&args, &cluster, &mut rows, &mut notes);
+    } else {
+        notes.push("node side skipped (--no-js)".into());
+    }
+    let total_left: u64 = rows.iter().filter_map(|r| r["keys_left"].as_u64()).sum();
+    let result = json!({
+        "machine": {
+            "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            "loadavg_before": load_before,
+            "loadavg_after": loadavg(),
+            "redis_instances": cluster.len(),
+        },
+        "settings": {
+            "warmup": args.warmup,
+            "iterations": args.iterations,
+            "seconds": args.seconds,
+            "holders": args.holders,
+            "workers": args.workers,
+            "ttl_ms": workloads::TTL.as_millis() as u64,
+        },
+        "core_ns": core_cost(),
+        "rows": rows,
+        "keys_left_total": total_left,
+        "notes": notes,
+    });
+    report::print(&result);
+    if let Some(dir) = args.json.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    match std::fs::write(
+        &args.json,
+        serde_json::to_string_pretty(&result).unwrap_or_default(),
+    ) {
+        Ok(()) => println!("\nJSON: {}", args.json.display()),
+        Err(e) => eprintln!("cannot write {}: {e}", args.json.display()),
+    }
+    if total_left > 0 {
+        eprintln!("FAIL: {total_left} lock keys left behind");
+        std::process::exit(1);
+    }
+}

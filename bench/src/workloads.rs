@@ -1,0 +1,210 @@
+//! The three workloads of the issue, for the Rust clients: latency, throughput, contention.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::alloc;
+use crate::clients::Client;
+
+/// Lock TTL in every workload: long against any run, so only releases free a lock.
+pub(crate) const TTL: Duration = Duration::from_secs(10);
+
+/// Percentiles (µs) of samples in nanoseconds.
+pub(crate) fn percentiles(samples: &mut [u64]) -> Value {
+    samples.sort_unstable();
+    let at = |q: f64| -> f64 {
+        if samples.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((samples.len() as f64 - 1.0) * q).round() as usize;
+        samples[i.min(samples.len() - 1)] as f64 / 1_000.0
+    };
+    json!({ "p50": at(0.50), "p90": at(0.90), "p99": at(0.99), "n": samples.len() })
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// (a) One client, sequential acquire+release of fresh resources.
+pub(crate) async fn latency(
+    client: &Client,
+    prefix: &str,
+    warmup: usize,
+    iterations: usize,
+) -> Value {
+    let keys: Vec<String> = (0..warmup + iterations)
+        .map(|i| format!("{prefix}:{i}"))
+        .collect();
+    let mut errors = 0u64;
+    for key in &keys[..warmup] {
+        if client.cycle(key, TTL, || async {}).await.is_err() {
+            errors += 1;
+        }
+    }
+    let (mut acquire, mut release, mut pair) = (
+        Vec::with_capacity(iterations),
+        Vec::with_capacity(iterations),
+        Vec::with_capacity(iterations),
+    );
+    let allocs_before = alloc::allocations();
+    for key in &keys[warmup..] {
+        match client.cycle(key, TTL, || async {}).await {
+            Ok(t) => {
+                acquire.push(nanos(t.acquired - t.started));
+                release.push(nanos(t.released - t.release_started));
+                pair.push(nanos(t.released - t.started));
+            }
+            Err(_) => errors += 1,
+        }
+    }
+    let allocs = alloc::allocations() - allocs_before;
+    json!({
+        "workload": "latency",
+        "iterations": iterations,
+        "acquire_us": percentiles(&mut acquire),
+        "release_us": percentiles(&mut release),
+        "pair_us": percentiles(&mut pair),
+        "errors": errors,
+        "allocs_per_pair": allocs as f64 / iterations as f64,
+    })
+}
+
+/// (b) `holders` tasks, each on its own resource, acquire+release in a loop for `duration`.
+pub(crate) async fn throughput(
+    client: Arc<Client>,
+    prefix: &str,
+    holders: usize,
+    duration: Duration,
+) -> Value {
+    let done = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let end = started + duration;
+    let tasks: Vec<_> = (0..holders)
+        .map(|h| {
+            let (client, done, errors) =
+                (Arc::clone(&client), Arc::clone(&done), Arc::clone(&errors));
+            let key = format!("{prefix}:{h}");
+            tokio::spawn(async move {
+                while Instant::now() < end {
+                    match client.cycle(&key, TTL, || async {}).await {
+                        Ok(_) => done.fetch_add(1, Ordering::Relaxed),
+                        Err(_) => errors.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        let _ = t.await;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let done = done.load(Ordering::Relaxed);
+    json!({
+        "workload": "throughput",
+        "holders": holders,
+        "seconds": seconds,
+        "acquisitions": done,
+        "per_sec": done as f64 / seconds,
+        "errors": errors.load(Ordering::Relaxed),
+    })
+}
+
+/// (c) `workers` tasks on one resource, each holding it about `hold` for a read-modify-write
+/// of a shared counter, for `duration`.
+pub(crate) async fn contention(
+    client: Arc<Client>,
+    key: &str,
+    workers: usize,
+    hold: Duration,
+    duration: Duration,
+) -> Value {
+    let counter = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    // (acquired, release started) of every acquisition, and the count per worker.
+    let holds: Arc<Mutex<Vec<(Instant, Instant)>>> = Arc::new(Mutex::new(Vec::new()));
+    let started = Instant::now();
+    let end = started + duration;
+    let tasks: Vec<_> = (0..workers)
+        .map(|_| {
+            let (client, counter, failed, holds) = (
+                Arc::clone(&client),
+                Arc::clone(&counter),
+                Arc::clone(&failed),
+                Arc::clone(&holds),
+            );
+            let key = key.to_owned();
+            tokio::spawn(async move {
+                let mut mine = 0u64;
+                while Instant::now() < end {
+                    let counter = &counter;
+                    let hold_work = || async move {
+                        // Loses updates unless the lock excludes the other workers.
+                        let v = counter.load(Ordering::SeqCst);
+                        tokio::time::sleep(hold).await;
+                        counter.store(v + 1, Ordering::SeqCst);
+                    };
+                    match client.cycle(&key, TTL, hold_work).await {
+                        Ok(t) => {
+                            if t.acquired < end {
+                                mine += 1;
+                            }
+                            holds.lock().unwrap().push((t.acquired, t.release_started));
+                        }
+                        Err(_) => {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                mine
+            })
+        })
+        .collect();
+    let mut per_worker = Vec::new();
+    for t in tasks {
+        per_worker.push(t.await.unwrap_or(0));
+    }
+    let mut holds = std::mem::take(&mut *holds.lock().unwrap());
+    holds.sort();
+    let mut handoff = Vec::new();
+    let mut overlaps = 0u64;
+    for w in holds.windows(2) {
+        let ((_, released), (next, _)) = (w[0], w[1]);
+        match next.checked_duration_since(released) {
+            Some(d) => handoff.push(nanos(d)),
+            None => overlaps += 1,
+        }
+    }
+    let in_window = per_worker.iter().sum::<u64>();
+    let total = holds.len() as u64;
+    let counter = counter.load(Ordering::SeqCst);
+    json!({
+        "workload": "contention",
+        "workers": workers,
+        "hold_ms": hold.as_secs_f64() * 1e3,
+        "seconds": duration.as_secs_f64(),
+        "acquisitions": in_window,
+        "per_sec": in_window as f64 / duration.as_secs_f64(),
+        "handoff_us": percentiles(&mut handoff),
+        "per_worker": per_worker,
+        "fairness": fairness(&per_worker),
+        "failed_acquires": failed.load(Ordering::Relaxed),
+        "counter_ok": counter == total,
+        "counter": counter,
+        "overlaps": overlaps,
+    })
+}
+
+/// Jain's fairness index of the per-worker counts: 1 when equal, 1/n when one worker got all.
+pub(crate) fn fairness(counts: &[u64]) -> f64 {
+    let sum: f64 = counts.iter().map(|&c| c as f64).sum();
+    let squares: f64 = counts.iter().map(|&c| (c as f64) * (c as f64)).sum();
+    if squares == 0.0 {
+        return 0.0;
+    }
+    sum * sum / (counts.len() as f64 * squares)
+}
