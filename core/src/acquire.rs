@@ -124,8 +124,9 @@ enum State {
     Finishing(AcquireFailure),
 }
 
-/// Releases owed: one per instance for the current attempt, one per instance for a late reply.
-const CLEANUP_CAPACITY: usize = 2 * MAX_INSTANCES;
+/// Releases owed at once, at most: one per late record (a late `OK`) plus one per instance for
+/// the current attempt. Sized so none is ever dropped.
+const CLEANUP_CAPACITY: usize = LATE_CAPACITY + MAX_INSTANCES;
 /// Timed-out acquire commands remembered for a late `OK`: two per instance, the oldest forgotten
 /// first (a forgotten one can only leave a key that expires with its TTL).
 const LATE_CAPACITY: usize = 2 * MAX_INSTANCES;
@@ -412,12 +413,13 @@ impl<R: RngCore + CryptoRng> Acquire<R> {
             return Err(self.fail_closed(now));
         }
         self.now = now;
-        let State::Retrying { at } = self.state else {
-            return Ok(false);
-        };
         if self.outcome.is_some() {
             return Ok(false);
         }
+        self.on_time(now);
+        let State::Retrying { at } = self.state else {
+            return Ok(false);
+        };
         let span = crate::time::duration_ms(spread).saturating_add(1);
         let early = now.saturating_add(self.rng.next_u64() % span);
         if early >= at {
@@ -442,13 +444,20 @@ impl<R: RngCore + CryptoRng> Acquire<R> {
             return Err(self.fail_closed(now));
         }
         self.now = now;
+        if self.outcome.is_some() {
+            return Ok(());
+        }
+        // Deadlines that passed before the cancel expire first.
+        self.on_time(now);
         match self.state {
             _ if self.outcome.is_some() => {}
-            State::Running => {
-                self.fail(AcquireFailure::Cancelled, now);
+            State::Running => self.fail(AcquireFailure::Cancelled, now),
+            // Cancelled before the end: that is the outcome, unless the clock already failed.
+            State::Retrying { .. } | State::Finishing(_) => {
+                if self.state != State::Finishing(AcquireFailure::ClockWentBackwards) {
+                    self.state = State::Finishing(AcquireFailure::Cancelled);
+                }
             }
-            State::Retrying { .. } => self.state = State::Finishing(AcquireFailure::Cancelled),
-            State::Finishing(_) => self.state = State::Finishing(AcquireFailure::Cancelled),
         }
         Ok(())
     }
@@ -510,13 +519,17 @@ impl<R: RngCore + CryptoRng> Acquire<R> {
                         .round
                         .next_deadline()
                         .unwrap_or_else(|| self.attempt_deadline(self.round.t1()));
-                    return Output::Wait { until };
+                    return Output::Wait {
+                        until: until.max(self.now),
+                    };
                 }
                 State::Retrying { at } => {
                     if self.round.any_in_flight() {
                         let next = self.round.next_deadline().unwrap_or(at);
                         let until = if at > self.now { next.min(at) } else { next };
-                        return Output::Wait { until };
+                        return Output::Wait {
+                            until: until.max(self.now),
+                        };
                     }
                     if at > self.now {
                         return Output::Wait { until: at };
@@ -525,7 +538,9 @@ impl<R: RngCore + CryptoRng> Acquire<R> {
                 }
                 State::Finishing(reason) => {
                     if let Some(until) = self.round.next_deadline() {
-                        return Output::Wait { until };
+                        return Output::Wait {
+                            until: until.max(self.now),
+                        };
                     }
                     self.outcome = Some(AcquireOutcome::Failed {
                         reason,

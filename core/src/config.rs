@@ -180,8 +180,15 @@ impl Config {
         if !factor.is_finite() || !(0.0..1.0).contains(&factor) {
             return Err(ConfigError::InvalidDriftFactor);
         }
-        // In range: factor < 1, so the product is below 1e6; the cast truncates toward zero.
-        self.drift_ppm = (factor * 1_000_000.0) as u32;
+        // In range: factor < 1, so the product is below 1e6. Rounded up: drift is a safety
+        // margin and must never come out smaller than asked.
+        let ppm = factor * 1_000_000.0;
+        let whole = ppm as u32;
+        self.drift_ppm = if f64::from(whole) < ppm {
+            whole + 1
+        } else {
+            whole
+        };
         self.validated()
     }
 
@@ -288,8 +295,12 @@ impl Config {
         match self.instance_timeout {
             InstanceTimeout::Fixed(ms) => ms,
             InstanceTimeout::Auto => {
-                let budget = self.ttl_ms.saturating_sub(self.drift_ms()).max(1);
-                (self.ttl_ms / 20).max(10).min(budget)
+                // Strictly inside the validity budget (ttl > drift is validated).
+                let budget = self.ttl_ms.saturating_sub(self.drift_ms());
+                (self.ttl_ms / 20)
+                    .max(10)
+                    .min(budget.saturating_sub(1))
+                    .max(1)
             }
         }
     }

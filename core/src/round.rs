@@ -138,9 +138,9 @@ impl Round {
         let Some(slot) = self.slots.get_mut(instance) else {
             return Applied::Stale;
         };
-        // A reply may come before the host drained the send (it sent it some other way), so
-        // `Due` with a matching id is accepted too.
-        if !matches!(slot.phase, Phase::InFlight | Phase::Due) || slot.request != request {
+        // Only a command actually handed out can be answered: an id guessed for a command still
+        // waiting to be polled is never evidence.
+        if slot.phase != Phase::InFlight || slot.request != request {
             return Applied::Stale;
         }
         let status = match answer {

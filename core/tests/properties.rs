@@ -177,8 +177,8 @@ fn hostile_act() -> impl Strategy<Value = Act> {
 
 /// Answers to request ids the machine has not handed out yet: the "reply before the send was
 /// drained" case with a guessed id. Kept out of the main generator while the core counts such
-/// answers (see `known_bug_answer_to_an_undrained_command_counts`); set to `true` once fixed.
-const GUESSED_IDS_IN_MAIN_GENERATOR: bool = false;
+/// answers (see `fixed_bug_answer_to_an_undrained_command_counts`); fixed in the core.
+const GUESSED_IDS_IN_MAIN_GENERATOR: bool = true;
 
 fn guess_act() -> impl Strategy<Value = Act> {
     (any::<u8>(), 0u8..8, vote(), gap()).prop_map(|(instance, ahead, vote, gap)| Act::Guess {
@@ -860,8 +860,7 @@ fn drift_follows_the_formula() {
 ///
 /// Fails while `Round::on_answer` accepts answers for slots in the `Due` phase.
 #[test]
-#[ignore = "known core bug: answers to commands never handed out are counted (Round::on_answer accepts Phase::Due)"]
-fn known_bug_answer_to_an_undrained_command_counts() {
+fn fixed_bug_answer_to_an_undrained_command_counts() {
     let config = Config::new(3, Duration::from_millis(10_000)).unwrap();
     let mut acq = Acquire::new(
         config,
@@ -905,8 +904,7 @@ fn known_bug_answer_to_an_undrained_command_counts() {
 /// After a clock regression the acquire must end `ClockWentBackwards`; a `cancel` fed before
 /// the outcome is polled replaces the reason with `Cancelled`.
 #[test]
-#[ignore = "known core bug: cancel() after a clock regression overwrites ClockWentBackwards with Cancelled"]
-fn known_bug_cancel_after_regression_changes_the_reason() {
+fn fixed_bug_cancel_after_regression_changes_the_reason() {
     let config = Config::new(3, Duration::from_millis(10_000)).unwrap();
     let mut acq = Acquire::new(
         config,
@@ -1003,8 +1001,7 @@ fn generator_reaches_every_outcome() {
 /// (`clock = until; handle_input(Timeout { now: clock })`) then feeds a time before the cancel:
 /// `TimeWentBackwards`, and the acquire ends `ClockWentBackwards` instead of `Cancelled`.
 #[test]
-#[ignore = "known core bug: Wait after cancel() can be earlier than the time cancel() was given"]
-fn known_bug_wait_after_cancel_is_in_the_past() {
+fn fixed_bug_wait_after_cancel_is_in_the_past() {
     let config = Config::new(1, Duration::from_millis(260)).unwrap(); // instance timeout 13 ms
     let mut acq = Acquire::new(
         config,
@@ -1039,8 +1036,7 @@ fn known_bug_wait_after_cancel_is_in_the_past() {
 /// silently: its `SET`s stay until their TTL, and the acquire's own next attempt finds them
 /// held.
 #[test]
-#[ignore = "known core bug: cleanup queue (32) overflow drops owed releases when late replies are batched"]
-fn known_bug_cleanup_queue_overflow_drops_releases() {
+fn fixed_bug_cleanup_queue_overflow_drops_releases() {
     type Sent = (usize, RequestId, CommandKind, Token);
     fn drain(acq: &mut Acquire<ChaCha20Rng>) -> (Vec<Sent>, Option<Instant>) {
         let mut sent = Vec::new();

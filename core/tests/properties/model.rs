@@ -36,21 +36,21 @@ macro_rules! ensure {
 pub(crate) const NOSCRIPT: &[u8] = b"NOSCRIPT No matching script. Please use EVAL.";
 
 /// Known core bugs the properties tolerate until they are fixed; each has an `#[ignore]`d
-/// regression test in `properties.rs` (`known_bug_*`). Set to `true` once the core is fixed.
+/// regression test in `properties.rs` (`fixed_bug_*`); all are fixed in the core now.
 ///
 /// `Acquire::cancel` after a clock regression (before the outcome is polled) replaces the
 /// `ClockWentBackwards` reason with `Cancelled`.
-pub(crate) const FIXED_CANCEL_AFTER_REGRESSION: bool = false;
+pub(crate) const FIXED_CANCEL_AFTER_REGRESSION: bool = true;
 
 /// After `Acquire::cancel(now)`, `poll_output` can return `Wait { until }` with `until` before
 /// `now` (cancel does not expire the deadlines it passed), so feeding `until` is a regression.
-pub(crate) const FIXED_WAIT_AFTER_CANCEL: bool = false;
+pub(crate) const FIXED_WAIT_AFTER_CANCEL: bool = true;
 
 /// The acquire's cleanup queue holds 32 releases; late `OK`s of earlier attempts fed in one
 /// batch can fill it and the releases owed next are dropped. At most `(retries + 1) × N`
 /// distinct releases are ever owed, so while this is unfixed the generated configurations keep
 /// that product within 32.
-pub(crate) const FIXED_CLEANUP_OVERFLOW: bool = false;
+pub(crate) const FIXED_CLEANUP_OVERFLOW: bool = true;
 
 const ERRORS: [&[u8]; 10] = [
     b"ERR unknown command",
@@ -272,7 +272,11 @@ impl Params {
         let drift = drift_of(ttl, ppm, self.drift_pad_ms);
         let timeout = match self.timeout_ms {
             Some(t) => t,
-            None => (ttl / 20).max(10).min(ttl.saturating_sub(drift).max(1)),
+            // 5 % of the TTL, at least 10 ms, strictly inside the validity budget.
+            None => (ttl / 20)
+                .max(10)
+                .min(ttl.saturating_sub(drift).saturating_sub(1))
+                .max(1),
         };
         Expect {
             n: self.n,
