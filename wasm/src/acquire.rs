@@ -1,0 +1,140 @@
+//! `Acquire`: takes a lock on a quorum of instances, or fails (as data) and cleans up.
+
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use redlock_core::{Acquire, Input};
+use wasm_bindgen::prelude::*;
+
+use crate::config::JsConfig;
+use crate::convert::{self, core_error, error, ms, OwnedReply, Packer};
+
+/// The acquire machine for a JavaScript host: drain {@link Acquire.pollOutput} until it returns
+/// `wait` or `done`, send each `send` to its instance, and feed back replies, transport errors
+/// and timeouts with the time they happened (`performance.now()`).
+///
+/// Contention, no quorum and exhausted validity are outcomes (`{ type: "failed", reason }`);
+/// misuse (a bad number, an unknown instance, time going backwards) throws an `Error`.
+#[wasm_bindgen(js_name = "Acquire")]
+#[derive(Debug)]
+pub struct JsAcquire {
+    machine: Acquire<ChaCha20Rng>,
+    packer: Packer,
+    done: Option<JsValue>,
+}
+
+#[wasm_bindgen(js_class = "Acquire")]
+impl JsAcquire {
+    /// Starts acquiring `resources` (a key, or an array of keys locked together) at `nowMs`.
+    /// The lock values come from a ChaCha20 generator seeded from `crypto.getRandomValues`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        config: &JsConfig,
+        #[wasm_bindgen(unchecked_param_type = "Resource | Resource[]")] resources: &JsValue,
+        #[wasm_bindgen(js_name = "nowMs")] now_ms: f64,
+    ) -> Result<Self, JsError> {
+        let resources = convert::resources(resources)?;
+        let now = redlock_core::Instant::from_millis(ms(now_ms, "nowMs")?);
+        let mut seed = [0u8; 32];
+        getrandom::getrandom(&mut seed)
+            .map_err(|e| error(&format!("no cryptographic randomness available: {e}")))?;
+        let rng = ChaCha20Rng::from_seed(seed);
+        let machine = Acquire::new(config.inner, resources, rng, now).map_err(core_error)?;
+        Ok(Self {
+            machine,
+            packer: Packer::default(),
+            done: None,
+        })
+    }
+
+    /// What to do next: `{ type: "send", … }` (send it, then poll again), `{ type: "wait",
+    /// until }` (wait for a reply or until `until`), or `{ type: "done", outcome }` (terminal).
+    #[wasm_bindgen(
+        js_name = "pollOutput",
+        unchecked_return_type = "Output<AcquireOutcome>"
+    )]
+    pub fn poll_output(&mut self) -> JsValue {
+        let out = self.machine.poll_output();
+        convert::output(
+            out,
+            &mut self.packer,
+            &mut self.done,
+            convert::acquire_outcome,
+        )
+    }
+
+    /// Instance `instance` answered request `request` with `reply` at `atMs`.
+    #[wasm_bindgen(js_name = "handleReply")]
+    pub fn handle_reply(
+        &mut self,
+        instance: f64,
+        request: f64,
+        #[wasm_bindgen(unchecked_param_type = "Reply")] reply: &JsValue,
+        #[wasm_bindgen(js_name = "atMs")] at_ms: f64,
+    ) -> Result<(), JsError> {
+        let (instance, request) = (convert::instance(instance)?, convert::request(request)?);
+        let at = redlock_core::Instant::from_millis(ms(at_ms, "atMs")?);
+        let reply = OwnedReply::from_js(reply);
+        self.machine
+            .handle_input(Input::Reply {
+                instance,
+                request,
+                reply: reply.as_reply(),
+                at,
+            })
+            .map_err(core_error)
+    }
+
+    /// Request `request` to instance `instance` failed before a reply arrived (refused, reset,
+    /// closed).
+    #[wasm_bindgen(js_name = "handleTransportError")]
+    pub fn handle_transport_error(
+        &mut self,
+        instance: f64,
+        request: f64,
+        #[wasm_bindgen(js_name = "atMs")] at_ms: f64,
+    ) -> Result<(), JsError> {
+        let (instance, request) = (convert::instance(instance)?, convert::request(request)?);
+        let at = redlock_core::Instant::from_millis(ms(at_ms, "atMs")?);
+        self.machine
+            .handle_input(Input::TransportError {
+                instance,
+                request,
+                at,
+            })
+            .map_err(core_error)
+    }
+
+    /// Time passed: feed it when a `wait` deadline is reached (early or often is harmless).
+    #[wasm_bindgen(js_name = "handleTimeout")]
+    pub fn handle_timeout(
+        &mut self,
+        #[wasm_bindgen(js_name = "nowMs")] now_ms: f64,
+    ) -> Result<(), JsError> {
+        let now = redlock_core::Instant::from_millis(ms(now_ms, "nowMs")?);
+        self.machine
+            .handle_input(Input::Timeout { now })
+            .map_err(core_error)
+    }
+
+    /// Stops the acquire: no further attempt starts and everything sent is released; the
+    /// outcome becomes `cancelled` once the commands in flight settle. No effect once done.
+    pub fn cancel(
+        &mut self,
+        #[wasm_bindgen(js_name = "nowMs")] now_ms: f64,
+    ) -> Result<(), JsError> {
+        let now = redlock_core::Instant::from_millis(ms(now_ms, "nowMs")?);
+        self.machine.cancel(now).map_err(core_error)
+    }
+
+    /// The current attempt, 1-based.
+    #[wasm_bindgen(getter)]
+    pub fn attempt(&self) -> u32 {
+        self.machine.attempt()
+    }
+
+    /// The value the current attempt writes (32 lowercase hex characters).
+    #[wasm_bindgen(getter)]
+    pub fn value(&self) -> String {
+        self.machine.value().as_str().to_owned()
+    }
+}
