@@ -11,6 +11,7 @@ use tracing::Instrument;
 
 use crate::driver::Driver;
 use crate::error::{Error, InstanceResult};
+use crate::observe::Observation;
 use crate::Inner;
 
 /// Why a lock stopped being held without being released.
@@ -55,6 +56,8 @@ pub struct ReleaseReport {
 
 pub(crate) struct Shared {
     inner: Arc<Inner>,
+    /// The lock's id in observations.
+    id: u64,
     config: Config,
     lease: Mutex<Lease>,
     status: watch::Sender<Status>,
@@ -82,10 +85,17 @@ impl std::fmt::Debug for Lock {
 }
 
 impl Lock {
-    pub(crate) fn new(inner: Arc<Inner>, config: Config, lease: Lease, auto_extend: bool) -> Self {
+    pub(crate) fn new(
+        inner: Arc<Inner>,
+        config: Config,
+        lease: Lease,
+        auto_extend: bool,
+        id: u64,
+    ) -> Self {
         let (status, _) = watch::channel(Status::Held);
         let shared = Arc::new(Shared {
             inner,
+            id,
             config,
             lease: Mutex::new(lease),
             status,
@@ -97,6 +107,11 @@ impl Lock {
             start_watchdog(&shared);
         }
         Self { shared }
+    }
+
+    /// The id of this lock in [`Observation`]s: unique within its [`Redlock`](crate::Redlock).
+    pub fn id(&self) -> u64 {
+        self.shared.id
     }
 
     /// A copy of the current lease (resources, value, validity).
@@ -230,8 +245,52 @@ impl Shared {
         let now = self.inner.clock.now();
         let span = tracing::debug_span!("redlock.extend", resources = ?lease.resources(), ttl_ms = config.ttl_ms());
         let machine = Extend::new(config, &lease, now)?;
-        let mut driver = Driver::new(Arc::clone(&self.inner), machine);
+        let extension = self.inner.fresh_id();
+        if let Some(o) = &self.inner.observer {
+            o.observe(&Observation::ExtendStarted {
+                lock: self.id,
+                extension,
+                ttl_ms: config.ttl_ms(),
+                t1: now,
+            });
+        }
+        let mut driver = Driver::new(Arc::clone(&self.inner), machine).observed(self.id);
         let outcome = driver.run().instrument(span).await;
+        if let Some(o) = &self.inner.observer {
+            let decided = driver.last_input().unwrap_or(now);
+            match &outcome {
+                ExtendOutcome::Extended { lease, report } => {
+                    let votes: Vec<usize> = report
+                        .as_slice()
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, s)| **s == redlock_core::InstanceStatus::Yes)
+                        .map(|(i, _)| i)
+                        .collect();
+                    o.observe(&Observation::Extended {
+                        lock: self.id,
+                        extension,
+                        t1: now,
+                        t2: decided,
+                        valid_until: lease.valid_until(),
+                        votes: &votes,
+                    });
+                }
+                ExtendOutcome::Failed { reason, lease, .. } => {
+                    o.observe(&Observation::ExtendFailed {
+                        lock: self.id,
+                        extension,
+                        reason: *reason,
+                        valid_until: lease.valid_until(),
+                        at: decided,
+                    });
+                }
+            }
+        }
+        // Keep the lease the core computed, extended or shortened.
+        if !self.released.load(Ordering::Acquire) {
+            self.set_lease(outcome.lease().clone());
+        }
         // Keep the lease the core computed, extended or shortened.
         if !self.released.load(Ordering::Acquire) {
             self.set_lease(outcome.lease().clone());
@@ -279,9 +338,23 @@ impl Shared {
     async fn release_keys(&self) -> Result<ReleaseReport, Error> {
         let lease = self.lease();
         let span = tracing::debug_span!("redlock.release", resources = ?lease.resources());
-        let machine = Release::new(self.config, &lease, self.inner.clock.now())?;
-        let mut driver = Driver::new(Arc::clone(&self.inner), machine);
+        let started = self.inner.clock.now();
+        let machine = Release::new(self.config, &lease, started)?;
+        if let Some(o) = &self.inner.observer {
+            o.observe(&Observation::ReleaseStarted {
+                lock: self.id,
+                at: started,
+            });
+        }
+        let mut driver = Driver::new(Arc::clone(&self.inner), machine).observed(self.id);
         let outcome = driver.run().instrument(span).await;
+        if let Some(o) = &self.inner.observer {
+            o.observe(&Observation::Released {
+                lock: self.id,
+                statuses: outcome.report.as_slice(),
+                at: driver.last_input().unwrap_or(started),
+            });
+        }
         tracing::debug!(
             confirmed = outcome.confirmed,
             deleted = outcome.deleted,
