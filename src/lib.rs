@@ -41,12 +41,11 @@ mod clock;
 mod connection;
 mod driver;
 mod error;
+mod handoff;
 mod lock;
-mod observe;
 mod options;
 mod rng;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,7 +54,6 @@ use tracing::Instrument;
 
 pub use error::{Error, InstanceResult};
 pub use lock::{Lock, LostReason, ReleaseReport};
-pub use observe::{Observation, ObservedReply, Observer, Operation};
 pub use options::LockOptions;
 pub use redlock_core;
 pub use redlock_core::InstanceStatus;
@@ -70,17 +68,8 @@ pub(crate) struct Inner {
     pub(crate) instances: Vec<Instance>,
     pub(crate) config: Config,
     pub(crate) clock: Clock,
-    /// Told about every operation, when set ([`Builder::observer`]).
-    pub(crate) observer: Option<Arc<dyn Observer>>,
-    /// Source of lock and extension ids for observers.
-    pub(crate) next_id: AtomicU64,
-}
-
-impl Inner {
-    /// A fresh id for a lock or an extension (observers correlate events by it).
-    pub(crate) fn fresh_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed) + 1
-    }
+    /// Release announcements for waiters, with [`Builder::fast_handoff`].
+    pub(crate) handoff: Option<Arc<handoff::Handoff>>,
 }
 
 /// A lock manager over N Redis instances. Cheap to clone; share it between tasks.
@@ -122,7 +111,7 @@ pub struct Builder {
     deadline: Option<Duration>,
     connect_timeout: Duration,
     tls_root_ca: Option<Vec<u8>>,
-    observer: Option<Arc<dyn Observer>>,
+    fast_handoff: bool,
 }
 
 impl std::fmt::Debug for Builder {
@@ -135,7 +124,7 @@ impl std::fmt::Debug for Builder {
             .field("retries", &self.retries)
             .field("retry_delay", &self.retry_delay)
             .field("instance_timeout", &self.instance_timeout)
-            .field("observer", &self.observer.is_some())
+            .field("fast_handoff", &self.fast_handoff)
             .finish_non_exhaustive()
     }
 }
@@ -192,11 +181,18 @@ impl Builder {
         self
     }
 
-    /// Reports every step of every operation (attempts, commands, replies, timeouts, decisions
-    /// with their clock readings) to `observer`, e.g. to record a history for the invariant
-    /// checker. Default none, which costs nothing. See [`Observation`].
-    pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
-        self.observer = Some(observer);
+    /// Fast handoff under contention (default off): releases announce themselves on
+    /// `redlock:released:<key>` (a `PUBLISH` per deleted key), and an acquire waiting to retry
+    /// after contention listens for that on every instance and retries within about a
+    /// millisecond of the holder's release instead of sleeping out its retry delay.
+    ///
+    /// It costs one pub/sub connection per instance (opened at the first contention) and a
+    /// `PUBLISH` per released key. Lost announcements, instances that are down and broken pub/sub
+    /// connections only fall back to the retry delay: the retry count, deadline and cleanup are
+    /// the core's as always. Every client that locks the same resources should turn it on (a
+    /// release without it announces nothing). The protocol is in `docs/fast-handoff.md`.
+    pub fn fast_handoff(mut self, on: bool) -> Self {
+        self.fast_handoff = on;
         self
     }
 
@@ -212,7 +208,7 @@ impl Builder {
         if let Some(t) = self.instance_timeout {
             c = c.with_instance_timeout(t)?;
         }
-        Ok(c)
+        Ok(c.with_release_notification(self.fast_handoff))
     }
 
     fn client(&self, url: &str) -> Result<redis::Client, Error> {
@@ -256,13 +252,26 @@ impl Builder {
                 ))
             })
             .collect::<Result<Vec<_>, Error>>()?;
+        let handoff = if self.fast_handoff {
+            let clients = self
+                .urls
+                .iter()
+                .map(|url| self.client(url))
+                .collect::<Result<Vec<_>, Error>>()?;
+            Some(Arc::new(handoff::Handoff::new(
+                clients,
+                config.quorum(),
+                self.connect_timeout,
+            )))
+        } else {
+            None
+        };
         Ok(Redlock {
             inner: Arc::new(Inner {
                 instances,
                 config,
                 clock: Clock::new(),
-                observer: self.observer,
-                next_id: AtomicU64::new(0),
+                handoff,
             }),
         })
     }
@@ -311,15 +320,8 @@ impl Redlock {
             deadline: None,
             connect_timeout: Duration::from_secs(1),
             tls_root_ca: None,
-            observer: None,
+            fast_handoff: false,
         }
-    }
-
-    /// A clock reading of this manager (as in [`Observation`]s and [`redlock_core::Lease`]s)
-    /// on tokio's clock. Without a paused test clock that is `CLOCK_MONOTONIC` on Linux, the
-    /// clock of `std::time::Instant`, so readings of several processes can be compared.
-    pub fn tokio_instant(&self, at: redlock_core::Instant) -> tokio::time::Instant {
-        self.inner.clock.to_tokio(at)
     }
 
     /// The number of instances, N.
@@ -377,22 +379,9 @@ impl Redlock {
         }
         let span =
             tracing::debug_span!("redlock.lock", resources = ?resources, ttl_ms = config.ttl_ms());
-        let started = self.inner.clock.now();
-        let machine = Acquire::new(config, resources, SystemRng, started)?;
-        let id = self.inner.fresh_id();
-        if let Some(o) = &self.inner.observer {
-            o.observe(&Observation::AcquireStarted {
-                lock: id,
-                resources: machine.resources(),
-                ttl_ms: config.ttl_ms(),
-                at: started,
-            });
-        }
-        let mut driver = Driver::new(Arc::clone(&self.inner), machine).observed(id);
+        let machine = Acquire::new(config, resources, SystemRng, self.inner.clock.now())?;
+        let mut driver = Driver::new(Arc::clone(&self.inner), machine);
         let outcome = driver.run().instrument(span).await;
-        if let Some(o) = &self.inner.observer {
-            observe_outcome(o.as_ref(), id, &outcome, &driver, self.inner.clock.now());
-        }
         match outcome {
             AcquireOutcome::Acquired {
                 lease, attempts, ..
@@ -403,7 +392,6 @@ impl Redlock {
                     config,
                     lease,
                     options.auto_extend,
-                    id,
                 ))
             }
             AcquireOutcome::Failed {
@@ -431,52 +419,5 @@ impl Redlock {
                 })
             }
         }
-    }
-}
-
-/// Tells `observer` how an acquire ended.
-fn observe_outcome(
-    observer: &dyn Observer,
-    lock: u64,
-    outcome: &AcquireOutcome,
-    driver: &Driver<Acquire<SystemRng>>,
-    now: redlock_core::Instant,
-) {
-    match outcome {
-        AcquireOutcome::Acquired {
-            lease,
-            decided_at,
-            attempts,
-            report,
-        } => {
-            let mut votes = [0usize; redlock_core::MAX_INSTANCES];
-            let mut n = 0;
-            for (i, s) in report.as_slice().iter().enumerate() {
-                if *s == InstanceStatus::Yes && n < votes.len() {
-                    votes[n] = i;
-                    n += 1;
-                }
-            }
-            let t1 = driver
-                .machine()
-                .map_or(*decided_at, |m| m.attempt_started());
-            observer.observe(&Observation::Acquired {
-                lock,
-                attempt: *attempts,
-                value: lease.value().as_str(),
-                t1,
-                t2: *decided_at,
-                valid_until: lease.valid_until(),
-                votes: &votes[..n],
-            });
-        }
-        AcquireOutcome::Failed {
-            reason, attempts, ..
-        } => observer.observe(&Observation::AcquireFailed {
-            lock,
-            reason: *reason,
-            attempts: *attempts,
-            at: driver.last_input().unwrap_or(now),
-        }),
     }
 }

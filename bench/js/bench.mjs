@@ -118,7 +118,7 @@ async function contention(client, key) {
   const started = performance.now();
   const end = started + seconds * 1000;
   const perWorker = await Promise.all(
-    Array.from({ length: workers }, async () => {
+    Array.from({ length: workers }, async (_, worker) => {
       let mine = 0;
       while (performance.now() < end) {
         try {
@@ -129,21 +129,24 @@ async function contention(client, key) {
             counter = v + 1;
           });
           if (t.acquired < end) mine++;
-          holds.push([t.acquired, t.releaseStarted]);
+          holds.push([t.acquired, t.releaseStarted, worker]);
         } catch {
           failed++;
         }
+        // Outside the lock for as long as inside, so the lock passes to a waiter.
+        await sleep(1);
       }
       return mine;
     }),
   );
   holds.sort((a, b) => a[0] - b[0]);
   const handoff = [];
-  let overlaps = 0;
+  let overlaps = 0, reacquired = 0;
   for (let i = 1; i < holds.length; i++) {
     const d = holds[i][0] - holds[i - 1][1];
-    if (d >= 0) handoff.push(d);
-    else overlaps++;
+    if (d < 0) overlaps++;
+    else if (holds[i][2] === holds[i - 1][2]) reacquired++;
+    else handoff.push(d);
   }
   const inWindow = perWorker.reduce((a, b) => a + b, 0);
   return {
@@ -154,6 +157,8 @@ async function contention(client, key) {
     acquisitions: inWindow,
     per_sec: inWindow / seconds,
     handoff_us: percentiles(handoff),
+    reacquired_by_releaser: reacquired,
+    hold_ms_measured: holds.reduce((a, h) => a + (h[1] - h[0]), 0) / Math.max(1, holds.length),
     per_worker: perWorker,
     fairness: fairness(perWorker),
     failed_acquires: failed,

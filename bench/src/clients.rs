@@ -130,6 +130,5 @@ pub(crate) async fn build(kind: Kind, retry: Retry, urls: &[String]) -> Result<C
 }
 
 fn with_handoff(builder: redlock::Builder, on: bool) -> redlock::Builder {
-    let _ = on;
-    builder
+    builder.fast_handoff(on)
 }

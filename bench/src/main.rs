@@ -44,6 +44,18 @@ struct Args {
     workers: usize,
     js: bool,
     json: PathBuf,
+    /// Which workloads to run: a (latency), b (throughput), c (contention).
+    workloads: String,
+    /// Only clients whose name contains one of these (comma-separated), if set.
+    clients: Option<String>,
+}
+
+impl Args {
+    fn selected(&self, client: &str) -> bool {
+        self.clients
+            .as_deref()
+            .is_none_or(|list| list.split(',').any(|c| client.contains(c)))
+    }
 }
 
 fn workspace_root() -> PathBuf {
@@ -62,6 +74,8 @@ fn parse_args() -> Args {
         workers: 8,
         js: true,
         json: workspace_root().join("target/bench/results.json"),
+        workloads: "abc".into(),
+        clients: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -78,9 +92,11 @@ fn parse_args() -> Args {
             "--iterations" => args.iterations = value(&a).parse().unwrap_or_else(|_| fail(&a)),
             "--seconds" => args.seconds = value(&a).parse().unwrap_or_else(|_| fail(&a)),
             "--no-js" => args.js = false,
+            "--workloads" => args.workloads = value(&a),
+            "--clients" => args.clients = Some(value(&a)),
             "--json" => args.json = PathBuf::from(value(&a)),
             "-h" | "--help" => {
-                println!("redlock-bench [--quick] [--iterations N] [--seconds S] [--no-js] [--json PATH]");
+                println!("redlock-bench [--quick] [--iterations N] [--seconds S] [--no-js] [--json PATH] [--workloads abc] [--clients raw,redlock,rslock]");
                 std::process::exit(0);
             }
             other => fail(&format!("unknown argument {other}")),
@@ -148,6 +164,10 @@ async fn run_rust(args: &Args, cluster: &Cluster, rows: &mut Vec<Value>) {
     let simple = [Kind::Raw, Kind::Redlock { handoff: false }, Kind::Rslock];
     for kind in simple {
         let (name, settings) = label(kind, Retry::Default);
+        if !args.selected(&name) || !(args.workloads.contains('a') || args.workloads.contains('b'))
+        {
+            continue;
+        }
         let client = match clients::build(kind, Retry::Default, &urls).await {
             Ok(c) => Arc::new(c),
             Err(e) => {
@@ -156,12 +176,16 @@ async fn run_rust(args: &Args, cluster: &Cluster, rows: &mut Vec<Value>) {
             }
         };
         let slug = slug(&name);
-        eprintln!("latency: {name}");
-        let prefix = format!("bench:{slug}:lat");
-        let mut row = workloads::latency(&client, &prefix, args.warmup, args.iterations).await;
-        row["keys_left"] = json!(keys_left(cluster, &prefix));
-        push(rows, row, &name, &settings);
-
+        if args.workloads.contains('a') {
+            eprintln!("latency: {name}");
+            let prefix = format!("bench:{slug}:lat");
+            let mut row = workloads::latency(&client, &prefix, args.warmup, args.iterations).await;
+            row["keys_left"] = json!(keys_left(cluster, &prefix));
+            push(rows, row, &name, &settings);
+        }
+        if !args.workloads.contains('b') {
+            continue;
+        }
         eprintln!("throughput: {name}");
         let prefix = format!("bench:{slug}:tp");
         let mut row =
@@ -180,6 +204,9 @@ async fn run_rust(args: &Args, cluster: &Cluster, rows: &mut Vec<Value>) {
     ];
     for (kind, retry) in contended {
         let (name, settings) = label(kind, retry);
+        if !args.selected(&name) || !args.workloads.contains('c') {
+            continue;
+        }
         let client = match clients::build(kind, retry, &urls).await {
             Ok(c) => Arc::new(c),
             Err(e) => {
@@ -338,6 +365,20 @@ fn main() {
     ) {
         Ok(()) => println!("\nJSON: {}", args.json.display()),
         Err(e) => eprintln!("cannot write {}: {e}", args.json.display()),
+    }
+    let broken: Vec<&str> = result["rows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| {
+            r["workload"] == "contention"
+                && (r["counter_ok"] != true || r["overlaps"].as_u64() != Some(0))
+        })
+        .filter_map(|r| r["client"].as_str())
+        .collect();
+    if !broken.is_empty() {
+        eprintln!("FAIL: mutual exclusion broken (counter or overlapping holds) for {broken:?}");
+        std::process::exit(1);
     }
     if total_left > 0 {
         eprintln!("FAIL: {total_left} lock keys left behind");

@@ -136,13 +136,14 @@ pub(crate) fn print(result: &Value) {
             "WRONG"
         };
         println!(
-            "{:<34} {:<14} {:>10} {:>9} {:>9} {:>9} {:>6} {:>9} {:>7} {:>7} {:>5}",
+            "{:<34} {:<14} {:>10} {:>9} {:>9} {:>9} {:>6} {:>6} {:>9} {:>7} {:>7} {:>5}",
             name(r),
             r["settings"].as_str().unwrap_or("?"),
             fmt(num(&r["per_sec"]), 0),
             fmt(num(&r["handoff_us"]["p50"]).map(|x| x / 1e3), 2),
             fmt(num(&r["handoff_us"]["p90"]).map(|x| x / 1e3), 2),
             fmt(num(&r["handoff_us"]["p99"]).map(|x| x / 1e3), 2),
+            r["reacquired_by_releaser"],
             fmt(num(&r["fairness"]), 2),
             minmax,
             counter,
@@ -150,7 +151,9 @@ pub(crate) fn print(result: &Value) {
             r["keys_left"]
         );
     }
-    println!("(handoff: ms from a holder calling release to the next holder's acquire returning; Jain: fairness index over workers, 1 = equal)");
+    println!(
+        "(each worker holds ~1 ms, then waits ~1 ms outside the lock; handoff: ms from a holder calling release to another worker's acquire returning; retook: times the releaser took the lock back first; Jain: fairness index over workers, 1 = equal)"
+    );
 
     let core = &result["core_ns"];
     println!(

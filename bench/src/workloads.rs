@@ -115,7 +115,8 @@ pub(crate) async fn throughput(
 }
 
 /// (c) `workers` tasks on one resource, each holding it about `hold` for a read-modify-write
-/// of a shared counter, for `duration`.
+/// of a shared counter, then spending `hold` outside it before contending again (so a releaser
+/// does not simply take the lock back and the lock passes to a waiter), for `duration`.
 pub(crate) async fn contention(
     client: Arc<Client>,
     key: &str,
@@ -125,12 +126,12 @@ pub(crate) async fn contention(
 ) -> Value {
     let counter = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
-    // (acquired, release started) of every acquisition, and the count per worker.
-    let holds: Arc<Mutex<Vec<(Instant, Instant)>>> = Arc::new(Mutex::new(Vec::new()));
+    // (acquired, release started, worker) of every acquisition.
+    let holds: Arc<Mutex<Vec<(Instant, Instant, usize)>>> = Arc::new(Mutex::new(Vec::new()));
     let started = Instant::now();
     let end = started + duration;
     let tasks: Vec<_> = (0..workers)
-        .map(|_| {
+        .map(|worker| {
             let (client, counter, failed, holds) = (
                 Arc::clone(&client),
                 Arc::clone(&counter),
@@ -145,7 +146,7 @@ pub(crate) async fn contention(
                     let hold_work = || async move {
                         // Loses updates unless the lock excludes the other workers.
                         let v = counter.load(Ordering::SeqCst);
-                        tokio::time::sleep(hold).await;
+                        pause(hold).await;
                         counter.store(v + 1, Ordering::SeqCst);
                     };
                     match client.cycle(&key, TTL, hold_work).await {
@@ -153,12 +154,16 @@ pub(crate) async fn contention(
                             if t.acquired < end {
                                 mine += 1;
                             }
-                            holds.lock().unwrap().push((t.acquired, t.release_started));
+                            holds
+                                .lock()
+                                .unwrap()
+                                .push((t.acquired, t.release_started, worker));
                         }
                         Err(_) => {
                             failed.fetch_add(1, Ordering::Relaxed);
                         }
                     }
+                    pause(hold).await;
                 }
                 mine
             })
@@ -170,26 +175,36 @@ pub(crate) async fn contention(
     }
     let mut holds = std::mem::take(&mut *holds.lock().unwrap());
     holds.sort();
+    // Handoffs to another worker: from the holder calling release to the next holder's
+    // acquire returning.
     let mut handoff = Vec::new();
-    let mut overlaps = 0u64;
+    let (mut overlaps, mut reacquired) = (0u64, 0u64);
     for w in holds.windows(2) {
-        let ((_, released), (next, _)) = (w[0], w[1]);
+        let ((_, released, from), (next, _, to)) = (w[0], w[1]);
         match next.checked_duration_since(released) {
+            Some(_) if from == to => reacquired += 1,
             Some(d) => handoff.push(nanos(d)),
             None => overlaps += 1,
         }
     }
     let in_window = per_worker.iter().sum::<u64>();
     let total = holds.len() as u64;
+    let held: f64 = holds
+        .iter()
+        .map(|(a, r, _)| (*r - *a).as_secs_f64())
+        .sum::<f64>()
+        / total.max(1) as f64;
     let counter = counter.load(Ordering::SeqCst);
     json!({
         "workload": "contention",
         "workers": workers,
         "hold_ms": hold.as_secs_f64() * 1e3,
+        "hold_ms_measured": held * 1e3,
         "seconds": duration.as_secs_f64(),
         "acquisitions": in_window,
         "per_sec": in_window as f64 / duration.as_secs_f64(),
         "handoff_us": percentiles(&mut handoff),
+        "reacquired_by_releaser": reacquired,
         "per_worker": per_worker,
         "fairness": fairness(&per_worker),
         "failed_acquires": failed.load(Ordering::Relaxed),
@@ -197,6 +212,12 @@ pub(crate) async fn contention(
         "counter": counter,
         "overlaps": overlaps,
     })
+}
+
+/// Sleeps about `d` with a thread's sub-millisecond precision (tokio's timers round up to the
+/// next millisecond tick, Node's do not: the hold should be alike on both sides).
+async fn pause(d: Duration) {
+    let _ = tokio::task::spawn_blocking(move || std::thread::sleep(d)).await;
 }
 
 /// Jain's fairness index of the per-worker counts: 1 when equal, 1/n when one worker got all.
