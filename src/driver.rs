@@ -8,19 +8,22 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
 use redlock_core::{
-    Acquire, CommandKind, Error as CoreError, Extend, Input, Instant, Output, Release, Report,
-    RequestId, Resources,
+    Acquire, CommandKind, Error as CoreError, Extend, Input, InstanceStatus, Instant, Output,
+    Release, Report, RequestId, Resources, Token,
 };
 
 use crate::connection::{to_redis, Answer};
 use crate::error::InstanceResult;
 use crate::handoff::Subscription;
+use crate::observe::{Observation, ObservedReply, Observer, Operation};
 use crate::rng::SystemRng;
 use crate::Inner;
 
 /// The three core machines, seen alike by the driver.
 pub(crate) trait Machine: Send + 'static {
     type Outcome: Clone + Send;
+    /// Which operation this is, for observers.
+    const OPERATION: Operation;
     fn handle(&mut self, input: Input<'_>) -> Result<(), CoreError>;
     fn poll(&mut self) -> Output<'_, Self::Outcome>;
     /// Stops the operation early (dropped future); only acquire has anything to undo.
@@ -33,10 +36,24 @@ pub(crate) trait Machine: Send + 'static {
     fn wake(&mut self, _now: Instant, _spread: Duration) -> Result<(), CoreError> {
         Ok(())
     }
+    /// For observers: the running attempt (1-based) and whether the machine is still deciding
+    /// it; `None` for machines without attempts.
+    fn attempt(&self) -> Option<(u32, bool)> {
+        None
+    }
+    /// For observers: the `t1` of the running attempt.
+    fn attempt_t1(&self) -> Option<Instant> {
+        None
+    }
+    /// For observers: per-instance results of the running attempt.
+    fn attempt_report(&self) -> Option<Report> {
+        None
+    }
 }
 
 impl Machine for Acquire<SystemRng> {
     type Outcome = redlock_core::AcquireOutcome;
+    const OPERATION: Operation = Operation::Acquire;
     fn handle(&mut self, input: Input<'_>) -> Result<(), CoreError> {
         self.handle_input(input)
     }
@@ -53,10 +70,20 @@ impl Machine for Acquire<SystemRng> {
     fn wake(&mut self, now: Instant, spread: Duration) -> Result<(), CoreError> {
         Acquire::wake(self, now, spread).map(|_| ())
     }
+    fn attempt(&self) -> Option<(u32, bool)> {
+        Some((Acquire::attempt(self), self.outcome().is_none()))
+    }
+    fn attempt_t1(&self) -> Option<Instant> {
+        Some(self.attempt_started())
+    }
+    fn attempt_report(&self) -> Option<Report> {
+        Some(self.report())
+    }
 }
 
 impl Machine for Extend {
     type Outcome = redlock_core::ExtendOutcome;
+    const OPERATION: Operation = Operation::Extend;
     fn handle(&mut self, input: Input<'_>) -> Result<(), CoreError> {
         self.handle_input(input)
     }
@@ -67,6 +94,7 @@ impl Machine for Extend {
 
 impl Machine for Release {
     type Outcome = redlock_core::ReleaseOutcome;
+    const OPERATION: Operation = Operation::Release;
     fn handle(&mut self, input: Input<'_>) -> Result<(), CoreError> {
         self.handle_input(input)
     }
@@ -80,6 +108,137 @@ type Pending = BoxFuture<'static, (usize, RequestId, Answer, bool)>;
 /// How far apart waiters woken by the same release retry (against a thundering herd).
 const HANDOFF_SPREAD: Duration = Duration::from_millis(1);
 
+/// What a driver remembers to tell an [`Observer`] (only when one is set).
+pub(crate) struct Observed {
+    observer: Arc<dyn Observer>,
+    lock: u64,
+    /// The values of the attempts seen so far, with their attempt numbers.
+    attempts: Vec<(Token, u32)>,
+    /// Commands in flight: instance, request, attempt, kind.
+    requests: Vec<(usize, RequestId, Option<u32>, CommandKind)>,
+    /// The attempt whose timeouts were reported, and the instances reported (bit set).
+    timeouts: (u32, u32),
+}
+
+impl Observed {
+    pub(crate) fn new(observer: Arc<dyn Observer>, lock: u64) -> Self {
+        Self {
+            observer,
+            lock,
+            attempts: Vec::new(),
+            requests: Vec::new(),
+            timeouts: (0, 0),
+        }
+    }
+
+    fn emit(&self, observation: &Observation<'_>) {
+        self.observer.observe(observation);
+    }
+
+    /// A command is being sent.
+    fn sent<M: Machine>(
+        &mut self,
+        machine: &M,
+        (instance, request, kind, value): (usize, RequestId, CommandKind, Token),
+        at: Instant,
+    ) {
+        let attempt = match (kind, machine.attempt()) {
+            (CommandKind::Acquire, Some((attempt, _))) => {
+                if !self.attempts.iter().any(|(v, _)| *v == value) {
+                    self.attempts.push((value, attempt));
+                    self.emit(&Observation::AttemptStarted {
+                        lock: self.lock,
+                        attempt,
+                        value: value.as_str(),
+                        t1: machine.attempt_t1().unwrap_or(at),
+                        at,
+                    });
+                }
+                Some(attempt)
+            }
+            (_, Some(_)) => self
+                .attempts
+                .iter()
+                .find(|(v, _)| *v == value)
+                .map(|(_, a)| *a),
+            _ => None,
+        };
+        self.requests.push((instance, request, attempt, kind));
+        self.emit(&Observation::CommandSent {
+            lock: self.lock,
+            operation: M::OPERATION,
+            command: kind,
+            attempt,
+            instance,
+            value: value.as_str(),
+            at,
+        });
+    }
+
+    /// A reply is about to be fed to the machine.
+    fn reply<M: Machine>(
+        &mut self,
+        machine: &M,
+        (instance, request, answer): (usize, RequestId, &Answer),
+        at: Instant,
+    ) {
+        let Some(pos) = self
+            .requests
+            .iter()
+            .position(|&(i, r, _, _)| i == instance && r == request)
+        else {
+            return;
+        };
+        let (_, _, attempt, command) = self.requests.swap_remove(pos);
+        let current = match (machine.attempt(), attempt) {
+            (Some((running, deciding)), Some(a)) => deciding && running == a,
+            (Some(_), None) => false,
+            (None, _) => true,
+        };
+        let reply = match answer {
+            Answer::Ok => ObservedReply::Ok,
+            Answer::Nil => ObservedReply::Nil,
+            Answer::Integer(i) => ObservedReply::Integer(*i),
+            Answer::ServerError(e) => ObservedReply::Error(e),
+            Answer::Other => ObservedReply::Other,
+            Answer::Transport(e) => ObservedReply::Transport(e),
+        };
+        self.emit(&Observation::ReplyReceived {
+            lock: self.lock,
+            operation: M::OPERATION,
+            command,
+            attempt,
+            instance,
+            reply,
+            current,
+            at,
+        });
+    }
+
+    /// After an input: reports the instances the running attempt newly gave up on.
+    fn after_input<M: Machine>(&mut self, machine: &M, at: Instant) {
+        let (Some((attempt, _)), Some(report)) = (machine.attempt(), machine.attempt_report())
+        else {
+            return;
+        };
+        if self.timeouts.0 != attempt {
+            self.timeouts = (attempt, 0);
+        }
+        for (instance, status) in report.as_slice().iter().enumerate() {
+            let bit = 1u32 << (instance % 32);
+            if *status == InstanceStatus::TimedOut && self.timeouts.1 & bit == 0 {
+                self.timeouts.1 |= bit;
+                self.emit(&Observation::TimedOut {
+                    lock: self.lock,
+                    attempt,
+                    instance,
+                    at,
+                });
+            }
+        }
+    }
+}
+
 /// Runs one machine to its outcome. Dropping it before the end cancels the machine and finishes
 /// its cleanup in the background.
 pub(crate) struct Driver<M: Machine> {
@@ -92,6 +251,10 @@ pub(crate) struct Driver<M: Machine> {
     done: bool,
     /// Last error text per instance, for reports.
     details: Vec<Option<String>>,
+    /// The observer's view, when an observer is set.
+    observed: Option<Observed>,
+    /// The clock reading of the last input fed (the decision time of a finished machine).
+    last_input: Option<Instant>,
     /// Fast handoff: subscribed to the keys' release announcements since the first failed
     /// attempt, until the machine is done.
     waiter: Option<Subscription>,
@@ -107,8 +270,30 @@ impl<M: Machine> Driver<M> {
             releases_inflight: 0,
             done: false,
             details: vec![None; n],
+            observed: None,
+            last_input: None,
             waiter: None,
         }
+    }
+
+    /// Reports this operation of lock `lock` to the manager's observer, if it has one.
+    pub(crate) fn observed(mut self, lock: u64) -> Self {
+        self.observed = self
+            .inner
+            .observer
+            .as_ref()
+            .map(|o| Observed::new(Arc::clone(o), lock));
+        self
+    }
+
+    /// The machine (until the driver is dropped).
+    pub(crate) fn machine(&self) -> Option<&M> {
+        self.machine.as_ref()
+    }
+
+    /// The clock reading of the last input fed to the machine.
+    pub(crate) fn last_input(&self) -> Option<Instant> {
+        self.last_input
     }
 
     /// Drives the machine until it is done.
@@ -125,6 +310,11 @@ impl<M: Machine> Driver<M> {
                         let kind = tx.command.kind();
                         let cmd = to_redis(&tx.command);
                         let (instance, request) = (tx.instance, tx.request);
+                        let value = *tx.command.value();
+                        if let Some(obs) = self.observed.as_mut() {
+                            let now = self.inner.clock.now();
+                            obs.sent(&*machine, (instance, request, kind, value), now);
+                        }
                         let is_release = kind == CommandKind::Release;
                         if is_release {
                             self.releases_inflight += 1;
@@ -181,6 +371,11 @@ impl<M: Machine> Driver<M> {
                 _ = tokio::time::sleep_until(deadline) => None,
             };
             let now = self.inner.clock.now();
+            self.last_input = Some(now);
+            if let (Some(obs), Some((instance, request, answer))) = (self.observed.as_mut(), &input)
+            {
+                obs.reply(&*machine, (*instance, *request, answer), now);
+            }
             let result = match &input {
                 Some((instance, request, answer)) => match answer.reply() {
                     Some(reply) => machine.handle(Input::Reply {
@@ -201,6 +396,9 @@ impl<M: Machine> Driver<M> {
                 // Instances come from the machine itself and the clock is monotonic, so this
                 // only happens if tokio's clock misbehaves; the machine has failed closed.
                 tracing::error!(error = %e, "redlock machine refused an input");
+            }
+            if let Some(obs) = self.observed.as_mut() {
+                obs.after_input(&*machine, now);
             }
         }
     }
@@ -261,6 +459,7 @@ impl<M: Machine> Drop for Driver<M> {
         let inflight = std::mem::take(&mut self.inflight);
         let releases_inflight = self.releases_inflight;
         let limit = self.background_limit();
+        let observed = self.observed.take();
         machine.cancel(inner.clock.now());
         spawn(async move {
             let mut driver = Driver {
@@ -270,6 +469,8 @@ impl<M: Machine> Drop for Driver<M> {
                 inflight,
                 releases_inflight,
                 done: false,
+                observed,
+                last_input: None,
                 waiter: None,
             };
             let _ = tokio::time::timeout(limit, driver.run()).await;

@@ -43,9 +43,11 @@ mod driver;
 mod error;
 mod handoff;
 mod lock;
+mod observe;
 mod options;
 mod rng;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,6 +56,7 @@ use tracing::Instrument;
 
 pub use error::{Error, InstanceResult};
 pub use lock::{Lock, LostReason, ReleaseReport};
+pub use observe::{Observation, ObservedReply, Observer, Operation};
 pub use options::LockOptions;
 pub use redlock_core;
 pub use redlock_core::InstanceStatus;
@@ -68,8 +71,19 @@ pub(crate) struct Inner {
     pub(crate) instances: Vec<Instance>,
     pub(crate) config: Config,
     pub(crate) clock: Clock,
+    /// Told about every operation, when set ([`Builder::observer`]).
+    pub(crate) observer: Option<Arc<dyn Observer>>,
+    /// Source of lock and extension ids for observers.
+    pub(crate) next_id: AtomicU64,
     /// Release announcements for waiters, with [`Builder::fast_handoff`].
     pub(crate) handoff: Option<Arc<handoff::Handoff>>,
+}
+
+impl Inner {
+    /// A fresh id for a lock or an extension (observers correlate events by it).
+    pub(crate) fn fresh_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
 }
 
 /// A lock manager over N Redis instances. Cheap to clone; share it between tasks.
@@ -111,6 +125,7 @@ pub struct Builder {
     deadline: Option<Duration>,
     connect_timeout: Duration,
     tls_root_ca: Option<Vec<u8>>,
+    observer: Option<Arc<dyn Observer>>,
     fast_handoff: bool,
 }
 
@@ -124,6 +139,7 @@ impl std::fmt::Debug for Builder {
             .field("retries", &self.retries)
             .field("retry_delay", &self.retry_delay)
             .field("instance_timeout", &self.instance_timeout)
+            .field("observer", &self.observer.is_some())
             .field("fast_handoff", &self.fast_handoff)
             .finish_non_exhaustive()
     }
@@ -178,6 +194,14 @@ impl Builder {
     /// A PEM CA certificate to trust for `rediss://` instances (default: the system's roots).
     pub fn tls_root_ca(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.tls_root_ca = Some(pem.into());
+        self
+    }
+
+    /// Reports every step of every operation (attempts, commands, replies, timeouts, decisions
+    /// with their clock readings) to `observer`, e.g. to record a history for the invariant
+    /// checker. Default none, which costs nothing. See [`Observation`].
+    pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = Some(observer);
         self
     }
 
@@ -271,6 +295,8 @@ impl Builder {
                 instances,
                 config,
                 clock: Clock::new(),
+                observer: self.observer,
+                next_id: AtomicU64::new(0),
                 handoff,
             }),
         })
@@ -320,8 +346,16 @@ impl Redlock {
             deadline: None,
             connect_timeout: Duration::from_secs(1),
             tls_root_ca: None,
+            observer: None,
             fast_handoff: false,
         }
+    }
+
+    /// A clock reading of this manager (as in [`Observation`]s and [`redlock_core::Lease`]s)
+    /// on tokio's clock. Without a paused test clock that is `CLOCK_MONOTONIC` on Linux, the
+    /// clock of `std::time::Instant`, so readings of several processes can be compared.
+    pub fn tokio_instant(&self, at: redlock_core::Instant) -> tokio::time::Instant {
+        self.inner.clock.to_tokio(at)
     }
 
     /// The number of instances, N.
@@ -379,9 +413,22 @@ impl Redlock {
         }
         let span =
             tracing::debug_span!("redlock.lock", resources = ?resources, ttl_ms = config.ttl_ms());
-        let machine = Acquire::new(config, resources, SystemRng, self.inner.clock.now())?;
-        let mut driver = Driver::new(Arc::clone(&self.inner), machine);
+        let started = self.inner.clock.now();
+        let machine = Acquire::new(config, resources, SystemRng, started)?;
+        let id = self.inner.fresh_id();
+        if let Some(o) = &self.inner.observer {
+            o.observe(&Observation::AcquireStarted {
+                lock: id,
+                resources: machine.resources(),
+                ttl_ms: config.ttl_ms(),
+                at: started,
+            });
+        }
+        let mut driver = Driver::new(Arc::clone(&self.inner), machine).observed(id);
         let outcome = driver.run().instrument(span).await;
+        if let Some(o) = &self.inner.observer {
+            observe_outcome(o.as_ref(), id, &outcome, &driver, self.inner.clock.now());
+        }
         match outcome {
             AcquireOutcome::Acquired {
                 lease, attempts, ..
@@ -392,6 +439,7 @@ impl Redlock {
                     config,
                     lease,
                     options.auto_extend,
+                    id,
                 ))
             }
             AcquireOutcome::Failed {
@@ -419,5 +467,52 @@ impl Redlock {
                 })
             }
         }
+    }
+}
+
+/// Tells `observer` how an acquire ended.
+fn observe_outcome(
+    observer: &dyn Observer,
+    lock: u64,
+    outcome: &AcquireOutcome,
+    driver: &Driver<Acquire<SystemRng>>,
+    now: redlock_core::Instant,
+) {
+    match outcome {
+        AcquireOutcome::Acquired {
+            lease,
+            decided_at,
+            attempts,
+            report,
+        } => {
+            let mut votes = [0usize; redlock_core::MAX_INSTANCES];
+            let mut n = 0;
+            for (i, s) in report.as_slice().iter().enumerate() {
+                if *s == InstanceStatus::Yes && n < votes.len() {
+                    votes[n] = i;
+                    n += 1;
+                }
+            }
+            let t1 = driver
+                .machine()
+                .map_or(*decided_at, |m| m.attempt_started());
+            observer.observe(&Observation::Acquired {
+                lock,
+                attempt: *attempts,
+                value: lease.value().as_str(),
+                t1,
+                t2: *decided_at,
+                valid_until: lease.valid_until(),
+                votes: &votes[..n],
+            });
+        }
+        AcquireOutcome::Failed {
+            reason, attempts, ..
+        } => observer.observe(&Observation::AcquireFailed {
+            lock,
+            reason: *reason,
+            attempts: *attempts,
+            at: driver.last_input().unwrap_or(now),
+        }),
     }
 }
