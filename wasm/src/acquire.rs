@@ -1,12 +1,11 @@
 //! `Acquire`: takes a lock on a quorum of instances, or fails (as data) and cleans up.
 
-use rand_chacha::rand_core::SeedableRng;
-use rand_chacha::ChaCha20Rng;
 use redlock_core::{Acquire, Input};
 use wasm_bindgen::prelude::*;
 
 use crate::config::JsConfig;
 use crate::convert::{self, core_error, error, ms, OwnedReply, Packer};
+use crate::rng::{self, SharedRng};
 
 /// The acquire machine for a JavaScript host: drain {@link Acquire.pollOutput} until it returns
 /// `wait` or `done`, send each `send` to its instance, and feed back replies, transport errors
@@ -17,7 +16,7 @@ use crate::convert::{self, core_error, error, ms, OwnedReply, Packer};
 #[wasm_bindgen(js_name = "Acquire")]
 #[derive(Debug)]
 pub struct JsAcquire {
-    machine: Acquire<ChaCha20Rng>,
+    machine: Acquire<SharedRng>,
     packer: Packer,
     done: Option<JsValue>,
 }
@@ -25,7 +24,7 @@ pub struct JsAcquire {
 #[wasm_bindgen(js_class = "Acquire")]
 impl JsAcquire {
     /// Starts acquiring `resources` (a key, or an array of keys locked together) at `nowMs`.
-    /// The lock values come from a ChaCha20 generator seeded from `crypto.getRandomValues`.
+    /// Its lock values come from ChaCha20 seeded from `crypto.getRandomValues`.
     #[wasm_bindgen(constructor)]
     pub fn new(
         config: &JsConfig,
@@ -34,11 +33,9 @@ impl JsAcquire {
     ) -> Result<Self, JsError> {
         let resources = convert::resources(resources)?;
         let now = redlock_core::Instant::from_millis(ms(now_ms, "nowMs")?);
-        let mut seed = [0u8; 32];
-        getrandom::getrandom(&mut seed)
+        rng::ensure_seeded()
             .map_err(|e| error(&format!("no cryptographic randomness available: {e}")))?;
-        let rng = ChaCha20Rng::from_seed(seed);
-        let machine = Acquire::new(config.inner, resources, rng, now).map_err(core_error)?;
+        let machine = Acquire::new(config.inner, resources, SharedRng, now).map_err(core_error)?;
         Ok(Self {
             machine,
             packer: Packer::default(),

@@ -127,6 +127,11 @@ pub(crate) enum OwnedReply {
     Other,
 }
 
+thread_local! {
+    /// The status reply `OK`, compared by identity-free `===` in one call.
+    static OK: JsValue = JsValue::from_str("OK");
+}
+
 /// Error texts are classified by their first word; the rest is not needed.
 const MAX_ERROR_TEXT: usize = 64;
 
@@ -134,8 +139,9 @@ impl OwnedReply {
     /// Maps a JS reply: `"OK"`, `null`, an integer (number or bigint) or `{ error: string }`;
     /// anything else is an unexpected reply, which never counts as a success.
     pub(crate) fn from_js(v: &JsValue) -> Self {
-        if v.is_null() {
-            return Self::Nil;
+        // The common replies first, each in as few calls into JavaScript as possible.
+        if OK.with(|ok| v == ok) {
+            return Self::Ok;
         }
         if let Some(n) = v.as_f64() {
             // The cast is exact: n is integral and inside i64's range.
@@ -145,12 +151,8 @@ impl OwnedReply {
                 Self::Other
             };
         }
-        if let Some(s) = v.dyn_ref::<JsString>() {
-            return if s.length() == 2 && *s == "OK" {
-                Self::Ok
-            } else {
-                Self::Other
-            };
+        if v.is_null() {
+            return Self::Nil;
         }
         if v.is_bigint() {
             return i64::try_from(v.clone()).map_or(Self::Other, Self::Integer);
@@ -177,16 +179,19 @@ impl OwnedReply {
     }
 }
 
-/// Reusable buffers for packing byte strings into one view of wasm memory.
+/// Reusable buffers for packing byte strings into one view of wasm memory, and the last list
+/// built from them: the N sends of one round carry the same arguments, decoded once.
 #[derive(Debug, Default)]
 pub(crate) struct Packer {
     packed: Vec<u8>,
     ends: Vec<u32>,
+    last: Option<(Vec<u8>, Vec<u32>, Array)>,
 }
 
 impl Packer {
     /// A JS array of the byte strings: strings when valid UTF-8, `Uint8Array`s otherwise.
-    /// At most 32 items (a command has at most 3 + 8 keys + 2 arguments).
+    /// At most 32 items (a command has at most 3 + 8 keys + 2 arguments). The array may be
+    /// shared with the previous call's: the JS side copies it for each output.
     pub(crate) fn list<'b>(&mut self, items: impl Iterator<Item = &'b [u8]>) -> Array {
         self.packed.clear();
         self.ends.clear();
@@ -200,7 +205,14 @@ impl Packer {
             self.ends
                 .push(u32::try_from(self.packed.len()).unwrap_or(u32::MAX));
         }
-        byte_list(&self.packed, &self.ends, binary)
+        if let Some((packed, ends, list)) = &self.last {
+            if *packed == self.packed && *ends == self.ends {
+                return list.clone();
+            }
+        }
+        let list = byte_list(&self.packed, &self.ends, binary);
+        self.last = Some((self.packed.clone(), self.ends.clone(), list.clone()));
+        list
     }
 }
 

@@ -3,7 +3,7 @@
 //! JavaScript owns the sockets (node-redis, ioredis, anything that sends a command) and the
 //! clock; the core decides quorum, validity, retries, cleanup and release. Times are JS numbers
 //! of milliseconds on one monotonic clock (`performance.now()`), checked to be finite,
-//! non-negative and below 2^53. Lock values come from ChaCha20 seeded per acquire by
+//! non-negative and below 2^53. Lock values come from ChaCha20, seeded from
 //! `crypto.getRandomValues` (through `getrandom`); the module reads no clock.
 //!
 //! **The contract: feed the time with every input, then drain `pollOutput()` until it returns
@@ -39,6 +39,7 @@ mod config;
 mod convert;
 mod extend;
 mod release;
+mod rng;
 mod time;
 
 pub use acquire::JsAcquire;

@@ -62,7 +62,8 @@ export function statusList(codes) {
 }
 
 export function sendOutput(instance, request, command, form, args) {
-  return { type: "send", instance, request, command: COMMANDS[command], form: FORMS[form], args };
+  // The argument list may be shared between the sends of one round: each output gets a copy.
+  return { type: "send", instance, request, command: COMMANDS[command], form: FORMS[form], args: args.slice() };
 }
 
 export function waitOutput(until) {

@@ -283,7 +283,7 @@ export class Redlock {
    * with {@link LockLostError} (lost, expired), {@link NoQuorumError} or a
    * {@link RedlockError}.
    */
-  extend(lock: Lock, ttlMs?: number): Promise<Lock> {
+  async extend(lock: Lock, ttlMs?: number): Promise<Lock> {
     this.#own(lock);
     return lock.serialize(async () => {
       if (lock.released) throw new Error("the lock was already released");
@@ -310,11 +310,9 @@ export class Redlock {
    * reports per instance. Unreachable instances keep the key until its TTL; that is reported,
    * not thrown. Throws if the lock was already released.
    */
-  release(lock: Lock): Promise<ReleaseResult> {
+  async release(lock: Lock): Promise<ReleaseResult> {
     this.#own(lock);
-    if (!lock.markReleased()) {
-      return Promise.reject(new Error("the lock was already released"));
-    }
+    if (!lock.markReleased()) throw new Error("the lock was already released");
     return lock.serialize(async () => {
       const config = this.#config(lock.ttlMs, undefined);
       let machine: Release;

@@ -115,7 +115,18 @@ export const libraries = {
 export async function connectAll(library, urls) {
   const lib = libraries[library];
   const clients = await Promise.all(urls.map((u) => lib.connect(u)));
-  clients.close = () => clients.forEach((c) => lib.close(c));
+  let closed = false;
+  clients.close = () => {
+    if (closed) return;
+    closed = true;
+    for (const c of clients) {
+      try {
+        lib.close(c);
+      } catch {
+        /* already closed */
+      }
+    }
+  };
   return clients;
 }
 
