@@ -11,6 +11,8 @@ export interface Machine<O> {
   handleTransportError(instance: number, request: number, atMs: number): void;
   handleTimeout(nowMs: number): void;
   free(): void;
+  /** The current attempt (acquire only). */
+  readonly attempt?: number;
 }
 
 /** One command as it was sent and how it ended, for `onExchange` observers. */
@@ -21,6 +23,8 @@ export interface Exchange {
   form: CommandForm;
   args: Bytes[];
   answer: Answer;
+  /** The acquire attempt (1-based) that was running when the command was sent; 1 otherwise. */
+  attempt: number;
   /** The machine had already finished when the answer came. */
   late: boolean;
 }
@@ -92,9 +96,10 @@ export async function drive<O>(
 
   const dispatch = (out: { instance: number; request: number; command: CommandKind; form: CommandForm; args: Bytes[] }) => {
     const send = sends[out.instance];
+    const attempt = machine.attempt ?? 1;
     const answered = (answer: Answer) => {
       if (answer.kind !== "reply") errors[out.instance] = answer.error;
-      observe?.({ ...out, answer, late: finished });
+      observe?.({ ...out, answer, attempt, late: finished });
       if (finished) return;
       arrivals.push({ instance: out.instance, request: out.request, answer, at: clock() });
       wake?.();

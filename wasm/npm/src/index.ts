@@ -7,6 +7,7 @@ export {
   type RedlockOptions,
   type RedlockSettings,
   type AcquireOptions,
+  type UsingOptions,
   type ReleaseResult,
 } from "./redlock.js";
 export {

@@ -61,6 +61,15 @@ export interface AcquireOptions extends RedlockSettings {
   signal?: AbortSignal;
 }
 
+/** Per-call options of `using`. */
+export interface UsingOptions extends AcquireOptions {
+  /**
+   * Extend when this much validity is left, in milliseconds; default two thirds of the TTL
+   * (that is, once a third of it has passed). Must be below the TTL.
+   */
+  extendBeforeMs?: number;
+}
+
 /** How a release went. */
 export interface ReleaseResult {
   /** A quorum confirmed the keys are gone. When false, some may remain until their TTL. */
@@ -335,7 +344,8 @@ export class Redlock {
 
   /**
    * Runs `routine` while holding a lock on `resources`, extending it in the background (once
-   * a third of its TTL has passed) and releasing it afterwards.
+   * a third of its TTL has passed, or `extendBeforeMs` before it ends) and releasing it
+   * afterwards.
    *
    * `routine` receives the lock and an `AbortSignal` that aborts, with a {@link LockLostError} as its
    * `reason`, as soon as the lock is lost: an extension found it taken, or extensions kept
@@ -347,12 +357,16 @@ export class Redlock {
     resources: Resource | readonly Resource[],
     ttlMs: number,
     routine: (signal: AbortSignal, lock: Lock) => Promise<T> | T,
-    options: AcquireOptions = {},
+    options: UsingOptions = {},
   ): Promise<T> {
     if (typeof routine !== "function") throw new TypeError("using() needs a routine function");
+    const before = options.extendBeforeMs ?? (ttlMs * 2) / 3;
+    if (!(before > 0 && before < ttlMs)) {
+      throw new RangeError(`extendBeforeMs must be above 0 and below the TTL of ${ttlMs} ms (got ${before})`);
+    }
     const lock = await this.acquire(resources, ttlMs, options);
     const controller = new AbortController();
-    const watchdog = new Watchdog(this, lock, ttlMs, options, controller);
+    const watchdog = new Watchdog(this, lock, ttlMs, before, options, controller);
     let settled: { ok: true; value: T } | { ok: false; error: unknown };
     try {
       settled = { ok: true, value: await routine(controller.signal, lock) };
@@ -388,6 +402,7 @@ class Watchdog {
   readonly #redlock: Redlock;
   readonly #lock: Lock;
   readonly #ttlMs: number;
+  readonly #extendBeforeMs: number;
   readonly #controller: AbortController;
   readonly #timeoutMs: number;
   readonly #retryDelayMs: number;
@@ -400,12 +415,14 @@ class Watchdog {
     redlock: Redlock,
     lock: Lock,
     ttlMs: number,
+    extendBeforeMs: number,
     settings: RedlockSettings,
     controller: AbortController,
   ) {
     this.#redlock = redlock;
     this.#lock = lock;
     this.#ttlMs = ttlMs;
+    this.#extendBeforeMs = extendBeforeMs;
     this.#controller = controller;
     this.#timeoutMs = redlock.instanceTimeoutMs(ttlMs, settings);
     this.#retryDelayMs = settings.retryDelayMs ?? 200;
@@ -426,8 +443,7 @@ class Watchdog {
     if (this.#stopped) return;
     const lease = this.#lock.lease;
     if (!this.#armGuard()) return;
-    // Extend once a third of the TTL has been used.
-    const extendAt = lease.validUntil - (lease.ttlMs * 2) / 3;
+    const extendAt = lease.validUntil - this.#extendBeforeMs;
     clearTimeout(this.#extendTimer);
     const due = () => {
       const now = this.#redlock.clock();

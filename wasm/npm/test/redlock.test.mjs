@@ -39,7 +39,8 @@ for (const library of Object.keys(libraries)) {
       assert.match(lock.value, /^[0-9a-f]{32}$/);
       assert.ok(lock.isValid());
       assert.ok(lock.remainingMs() > 4_000 && lock.remainingMs() <= 5_000);
-      assert.deepEqual(await keysLeft(cluster, k), [k, k, k]);
+      // The third SET may still be on its way: the lock was decided by the first two.
+      await eventually(async () => (await keysLeft(cluster, k)).length === 3);
       const before = lock.validUntil;
       await sleep(20);
       assert.equal(await lock.extend(10_000), lock);
@@ -63,13 +64,15 @@ for (const library of Object.keys(libraries)) {
       const [a, b, c] = [key("a"), key("b"), key("c")];
       const binary = Buffer.from([0xff, 0x00, 0x01]);
       const lock = await redlock.acquire([a, b, binary], 5_000);
-      assert.deepEqual(
-        (await keysLeft(cluster, `test:${process.pid}:*`)).sort(),
-        [a, a, a, b, b, b].sort(),
-      );
+      // A quorum holds both keys (the third instance's EVAL may have been dropped once the
+      // decision was made).
+      const held = await keysLeft(cluster, `test:${process.pid}:*`);
+      assert.ok(held.filter((x) => x === a).length >= 2, `${held}`);
+      assert.equal(held.filter((x) => x === a).length, held.filter((x) => x === b).length);
       // b is taken, so a lock on [c, b] must not take c either.
       await assert.rejects(redlock.acquire([c, b], 5_000), ContendedError);
-      assert.deepEqual(await keysLeft(cluster, c), []);
+      // Wherever the script did take both, the failed attempt's release removes them.
+      await eventually(async () => (await keysLeft(cluster, c)).length === 0);
       await lock.extend(6_000);
       await lock.release();
       assert.deepEqual(await keysLeft(cluster, `test:${process.pid}:*`), []);
