@@ -130,12 +130,13 @@ impl Instance {
     }
 
     /// Sends one command and returns the answer (never an error: failures are answers).
-    pub(crate) async fn run(&self, cmd: redis::Cmd) -> Answer {
+    pub(crate) async fn run(&self, cmd: &redis::Cmd) -> Answer {
         let mut conn = match self.connection().await {
             Ok(c) => c,
             Err(e) => return Answer::Transport(e.to_string()),
         };
-        match cmd.query_async::<Value>(&mut conn).await {
+        // The inherent method, not `query_async`: that one boxes its future.
+        match conn.send_packed_command(cmd).await {
             Ok(v) => Answer::from_value(v),
             Err(e) => {
                 if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
@@ -149,10 +150,10 @@ impl Instance {
 
 /// The redis-rs command for a core command.
 pub(crate) fn to_redis(command: &Command<'_>) -> redis::Cmd {
-    let mut args = command.args();
-    let name = args.next().unwrap_or(b"PING");
-    let mut cmd = redis::cmd(std::str::from_utf8(name).unwrap_or("PING"));
-    for a in args {
+    // Sized up front: one allocation for the arguments and one for their bytes.
+    let bytes = command.args().map(<[u8]>::len).sum();
+    let mut cmd = redis::Cmd::with_capacity(command.arg_count(), bytes);
+    for a in command.args() {
         cmd.arg(a);
     }
     cmd

@@ -1,10 +1,10 @@
 //! The drive loop: polls a core machine, runs its commands concurrently, feeds back replies and
 //! deadlines. No protocol decision is made here.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
 use redlock_core::{
@@ -103,7 +103,27 @@ impl Machine for Release {
     }
 }
 
-type Pending = BoxFuture<'static, (usize, RequestId, Answer, bool)>;
+/// What a command in flight resolves to: instance, request, answer, and whether it was a release.
+pub(crate) type Sent = (usize, RequestId, Answer, bool);
+
+/// Sends one command to instance `instance`. The driver keeps one such future per command in
+/// flight, unboxed: its type is a parameter of [`Driver`], fixed by [`Driver::new`].
+async fn send(
+    inner: Arc<Inner>,
+    instance: usize,
+    request: RequestId,
+    cmd: redis::Cmd,
+    is_release: bool,
+) -> Sent {
+    let answer = match inner.instances.get(instance) {
+        Some(i) => i.run(&cmd).await,
+        None => Answer::Transport("no such instance".into()),
+    };
+    (instance, request, answer, is_release)
+}
+
+/// The type of [`send`], as a [`Driver`] stores it.
+type SendFn<F> = fn(Arc<Inner>, usize, RequestId, redis::Cmd, bool) -> F;
 
 /// How far apart waiters woken by the same release retry (against a thundering herd).
 const HANDOFF_SPREAD: Duration = Duration::from_millis(1);
@@ -241,15 +261,17 @@ impl Observed {
 
 /// Runs one machine to its outcome. Dropping it before the end cancels the machine and finishes
 /// its cleanup in the background.
-pub(crate) struct Driver<M: Machine> {
+pub(crate) struct Driver<M: Machine, F: Future<Output = Sent> + Send + 'static> {
     inner: Arc<Inner>,
     machine: Option<M>,
-    inflight: FuturesUnordered<Pending>,
+    /// Sends a command (always [`send`]; stored so the background cleanup can keep sending).
+    send: SendFn<F>,
+    inflight: FuturesUnordered<F>,
     /// Releases in flight: they must reach Redis even if the driver stops polling.
     releases_inflight: usize,
     /// The machine reached its outcome.
     done: bool,
-    /// Last error text per instance, for reports.
+    /// Last error text per instance, for reports (allocated at the first error).
     details: Vec<Option<String>>,
     /// The observer's view, when an observer is set.
     observed: Option<Observed>,
@@ -260,22 +282,28 @@ pub(crate) struct Driver<M: Machine> {
     waiter: Option<Subscription>,
 }
 
-impl<M: Machine> Driver<M> {
-    pub(crate) fn new(inner: Arc<Inner>, machine: M) -> Self {
-        let n = inner.instances.len();
-        Self {
+impl<M: Machine> Driver<M, std::future::Pending<Sent>> {
+    /// A driver for `machine`, whose commands go out through [`send`].
+    pub(crate) fn new(
+        inner: Arc<Inner>,
+        machine: M,
+    ) -> Driver<M, impl Future<Output = Sent> + Send + 'static> {
+        Driver {
             inner,
             machine: Some(machine),
+            send,
             inflight: FuturesUnordered::new(),
             releases_inflight: 0,
             done: false,
-            details: vec![None; n],
+            details: Vec::new(),
             observed: None,
             last_input: None,
             waiter: None,
         }
     }
+}
 
+impl<M: Machine, F: Future<Output = Sent> + Send + 'static> Driver<M, F> {
     /// Reports this operation of lock `lock` to the manager's observer, if it has one.
     pub(crate) fn observed(mut self, lock: u64) -> Self {
         self.observed = self
@@ -298,6 +326,9 @@ impl<M: Machine> Driver<M> {
 
     /// Drives the machine until it is done.
     pub(crate) async fn run(&mut self) -> M::Outcome {
+        // One timer for the whole operation, moved only when the machine's deadline moves.
+        let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
+        tokio::pin!(sleep);
         loop {
             let Some(machine) = self.machine.as_mut() else {
                 // Unreachable: the machine is only taken by `Drop`.
@@ -319,14 +350,13 @@ impl<M: Machine> Driver<M> {
                         if is_release {
                             self.releases_inflight += 1;
                         }
-                        let inner = Arc::clone(&self.inner);
-                        self.inflight.push(Box::pin(async move {
-                            let answer = match inner.instances.get(instance) {
-                                Some(i) => i.run(cmd).await,
-                                None => Answer::Transport("no such instance".into()),
-                            };
-                            (instance, request, answer, is_release)
-                        }));
+                        self.inflight.push((self.send)(
+                            Arc::clone(&self.inner),
+                            instance,
+                            request,
+                            cmd,
+                            is_release,
+                        ));
                     }
                     Output::Wait { until } => break until,
                     Output::Done(outcome) => {
@@ -339,6 +369,9 @@ impl<M: Machine> Driver<M> {
                 }
             };
             let deadline = self.inner.clock.to_tokio(until);
+            if sleep.deadline() != deadline {
+                sleep.as_mut().reset(deadline);
+            }
             let waiting = match (&self.inner.handoff, machine.waiting_to_retry()) {
                 (Some(handoff), Some(resources)) => {
                     if self.waiter.is_none() {
@@ -355,6 +388,10 @@ impl<M: Machine> Driver<M> {
                         self.releases_inflight -= 1;
                     }
                     if let Some(text) = answer.error_text() {
+                        let n = self.inner.instances.len();
+                        if self.details.len() < n {
+                            self.details.resize(n, None);
+                        }
                         if let Some(d) = self.details.get_mut(instance) {
                             *d = Some(text.to_owned());
                         }
@@ -368,7 +405,7 @@ impl<M: Machine> Driver<M> {
                     }
                     continue;
                 }
-                _ = tokio::time::sleep_until(deadline) => None,
+                () = &mut sleep => None,
             };
             let now = self.inner.clock.now();
             self.last_input = Some(now);
@@ -446,7 +483,7 @@ impl<M: Machine> Driver<M> {
     }
 }
 
-impl<M: Machine> Drop for Driver<M> {
+impl<M: Machine, F: Future<Output = Sent> + Send + 'static> Drop for Driver<M, F> {
     fn drop(&mut self) {
         if self.done {
             return;
@@ -457,15 +494,17 @@ impl<M: Machine> Drop for Driver<M> {
         // Dropped mid-operation: cancel, then finish the cleanup in the background.
         let inner = Arc::clone(&self.inner);
         let inflight = std::mem::take(&mut self.inflight);
+        let send = self.send;
         let releases_inflight = self.releases_inflight;
         let limit = self.background_limit();
         let observed = self.observed.take();
         machine.cancel(inner.clock.now());
         spawn(async move {
             let mut driver = Driver {
-                details: vec![None; inner.instances.len()],
+                details: Vec::new(),
                 inner,
                 machine: Some(machine),
+                send,
                 inflight,
                 releases_inflight,
                 done: false,

@@ -475,7 +475,10 @@ fn observe_outcome(
     observer: &dyn Observer,
     lock: u64,
     outcome: &AcquireOutcome,
-    driver: &Driver<Acquire<SystemRng>>,
+    driver: &Driver<
+        Acquire<SystemRng>,
+        impl std::future::Future<Output = driver::Sent> + Send + 'static,
+    >,
     now: redlock_core::Instant,
 ) {
     match outcome {
