@@ -23,6 +23,7 @@ const iterations = Number(args.iterations ?? 2000);
 const seconds = Number(args.seconds ?? 5);
 const holders = Number(args.holders ?? 64);
 const workers = Number(args.workers ?? 8);
+const workloads = args.workloads ?? "abc";
 const TTL = 10_000;
 const SHORT = { retryDelay: 10, retryJitter: 5, retryCount: 1_000_000 };
 
@@ -186,35 +187,33 @@ function nodeRedlock(clients, settings) {
   };
 }
 
-/** This project's WASM package, when it has been built (see wasm/). */
-async function wasmClient(clients, settings) {
-  const candidates = [
-    new URL("../../wasm/npm/dist/index.js", import.meta.url).href,
-    new URL("../../wasm/npm/index.js", import.meta.url).href,
-  ];
-  for (const path of candidates) {
-    let mod;
-    try {
-      mod = await import(path);
-    } catch {
-      continue;
-    }
-    const Ctor = mod.Redlock ?? mod.default?.Redlock;
-    if (!Ctor) continue;
-    const redlock = new Ctor(clients, settings);
-    return {
-      async cycle(key, hold) {
-        const started = performance.now();
-        const lock = await redlock.acquire([key], TTL);
-        const acquired = performance.now();
-        await hold();
-        const releaseStarted = performance.now();
-        await redlock.release(lock);
-        return { started, acquired, releaseStarted, released: performance.now() };
-      },
-    };
+/** This project's WASM package (wasm/npm, built by `make wasm-pkg`), if it has been built. */
+async function wasmModule() {
+  try {
+    return await import(new URL("../../wasm/npm/dist/index.mjs", import.meta.url).href);
+  } catch {
+    return null;
   }
-  return null;
+}
+
+/** The WASM package's Redlock; `settings` in node-redlock's words, translated. */
+function wasmRedlock(mod, clients, settings) {
+  const options = {};
+  if (settings.retryCount !== undefined) options.retryCount = settings.retryCount;
+  if (settings.retryDelay !== undefined) options.retryDelayMs = settings.retryDelay;
+  if (settings.retryJitter !== undefined) options.retryJitterMs = settings.retryJitter;
+  const redlock = new mod.Redlock(clients, options);
+  return {
+    async cycle(key, hold) {
+      const started = performance.now();
+      const lock = await redlock.acquire(key, TTL);
+      const acquired = performance.now();
+      await hold();
+      const releaseStarted = performance.now();
+      await redlock.release(lock);
+      return { started, acquired, releaseStarted, released: performance.now() };
+    },
+  };
 }
 
 function push(row, client, settings) {
@@ -225,28 +224,33 @@ async function main() {
   const clients = urls.map((u) => new Redis(u, { lazyConnect: false, enableAutoPipelining: false }));
   await Promise.all(clients.map((c) => c.ping()));
   const suites = [["node-redlock 5 (ioredis)", "node-redlock", (s) => nodeRedlock(clients, s)]];
-  const wasm = await wasmClient(clients, {});
-  if (wasm) {
-    suites.push(["redlock-wasm (node)", "wasm", (s) => wasmClient(clients, s)]);
+  const wasm = await wasmModule();
+  if (wasm?.Redlock) {
+    suites.push(["redlock-wasm (node)", "wasm", (s) => wasmRedlock(wasm, clients, s)]);
   } else {
-    notes.push("redlock-wasm column not run: the WASM package under wasm/ is not built or has no Redlock class yet");
+    notes.push("redlock-wasm column not run: wasm/npm/dist is not built (make wasm-pkg)");
   }
   for (const [name, slug, make] of suites) {
-    const client = await make({});
-    log(`latency: ${name}`);
-    let prefix = `bench:js:${slug}:lat`;
-    const lat = await latency(client, prefix);
-    lat.keys_left = await keysLeft(clients, prefix);
-    push(lat, name, "default");
-    log(`throughput: ${name}`);
-    prefix = `bench:js:${slug}:tp`;
-    const tp = await throughput(client, prefix);
-    tp.keys_left = await keysLeft(clients, prefix);
-    push(tp, name, "default");
+    const client = make({});
+    if (workloads.includes("a")) {
+      log(`latency: ${name}`);
+      const prefix = `bench:js:${slug}:lat`;
+      const lat = await latency(client, prefix);
+      lat.keys_left = await keysLeft(clients, prefix);
+      push(lat, name, "default");
+    }
+    if (workloads.includes("b")) {
+      log(`throughput: ${name}`);
+      const prefix = `bench:js:${slug}:tp`;
+      const tp = await throughput(client, prefix);
+      tp.keys_left = await keysLeft(clients, prefix);
+      push(tp, name, "default");
+    }
+    if (!workloads.includes("c")) continue;
     for (const [settingsName, settings] of [["10 ms ± 5 ms", SHORT], ["default", {}]]) {
       log(`contention: ${name} (${settingsName})`);
       const key = `bench:js:${slug}:${settingsName === "default" ? "def" : "short"}:ct`;
-      const row = await contention(await make(settings), key);
+      const row = await contention(make(settings), key);
       row.keys_left = await keysLeft(clients, key);
       push(row, name, settingsName);
     }
