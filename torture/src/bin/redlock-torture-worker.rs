@@ -252,6 +252,11 @@ impl redlock::Observer for Recorder {
                 current,
                 ..
             } => {
+                // A NOSCRIPT answer means the script never ran: the core resends it in full or,
+                // for a decided attempt, owes no cleanup. It is no reply to the acquire command.
+                if matches!(reply, ObservedReply::Error(e) if e.starts_with("NOSCRIPT")) {
+                    return;
+                }
                 if std::env::var_os("TORTURE_DEBUG").is_some() {
                     eprintln!(
                         "{rt} reply inst {instance} attempt {attempt} {reply:?} current={current}"

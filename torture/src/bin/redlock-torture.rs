@@ -496,6 +496,12 @@ struct Liveness {
     longest_gap: Gap,
     /// The same, not counting the time a majority was down.
     longest_gap_outside_majority_outages_ms: u64,
+    /// Acquire commands timed out on a black-holed instance in the 3 s after its black hole
+    /// ended, per episode: when the proxy resumed on the same connections (the bytes it
+    /// swallowed are lost) and when it reset them.
+    timeouts_after_blackhole_resumed: Vec<u64>,
+    /// The same for black holes that ended with the connections reset.
+    timeouts_after_blackhole_reset: Vec<u64>,
 }
 
 /// What one phase showed.
@@ -680,7 +686,42 @@ fn positive(profile: &Profile, out: &Path, rng: &mut StdRng) -> Result<PhaseRepo
                 .saturating_sub(a.max(gap_outside.from))
         })
         .sum();
+    let (mut resumed, mut reset) = (Vec::new(), Vec::new());
+    for e in &events {
+        let Event::Fault {
+            kind,
+            inst: Some(inst),
+            detail: Some(detail),
+            rt,
+        } = e
+        else {
+            continue;
+        };
+        if kind != "Blackhole" {
+            continue;
+        }
+        let hold: u64 = detail
+            .split("ms")
+            .next()
+            .and_then(|h| h.parse().ok())
+            .unwrap_or(0);
+        let (from, to) = (rt + hold + 200, rt + hold + 3200);
+        let timeouts = events
+            .iter()
+            .filter(|x| {
+                matches!(x, Event::InstReply { inst: i, kind: redlock_history::ReplyKind::Timeout, rt, .. }
+                    if i == inst && *rt >= from && *rt < to)
+            })
+            .count() as u64;
+        if detail.contains("reset") {
+            reset.push(timeouts);
+        } else {
+            resumed.push(timeouts);
+        }
+    }
     rep.liveness = Liveness {
+        timeouts_after_blackhole_resumed: resumed,
+        timeouts_after_blackhole_reset: reset,
         holder_crash_recovery_ms: Stats::of(&samples),
         holder_crashes: recs,
         holder_crash_bound_ms: bound,
@@ -920,6 +961,8 @@ fn inject(
             );
             holder_kills.push((acq, rt));
             env.spawn_worker(0)?;
+            // No other fault until the lock has expired: the recovery measured is this one's.
+            thread::sleep(ttl + Duration::from_millis(1000));
         }
     }
     Ok(())
@@ -1141,6 +1184,18 @@ fn print_phase(r: &PhaseReport) {
             l.majority_recovery_ms,
             l.longest_gap_ms,
             l.longest_gap_outside_majority_outages_ms
+        );
+    }
+    if !l.timeouts_after_blackhole_resumed.is_empty()
+        || !l.timeouts_after_blackhole_reset.is_empty()
+    {
+        let sum = |v: &[u64]| v.iter().sum::<u64>();
+        println!(
+            "   acquire timeouts on the instance in the 3 s after a black hole: {} over {} episodes resumed on the same connections, {} over {} episodes ended with a reset",
+            sum(&l.timeouts_after_blackhole_resumed),
+            l.timeouts_after_blackhole_resumed.len(),
+            sum(&l.timeouts_after_blackhole_reset),
+            l.timeouts_after_blackhole_reset.len()
         );
     }
     println!("   keys left: {}", r.leftover_keys.len());
