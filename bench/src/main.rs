@@ -90,6 +90,7 @@ fn parse_args() -> Args {
                 args.seconds = 1.0;
             }
             "--iterations" => args.iterations = value(&a).parse().unwrap_or_else(|_| fail(&a)),
+            "--warmup" => args.warmup = value(&a).parse().unwrap_or_else(|_| fail(&a)),
             "--seconds" => args.seconds = value(&a).parse().unwrap_or_else(|_| fail(&a)),
             "--no-js" => args.js = false,
             "--workloads" => args.workloads = value(&a),
@@ -145,7 +146,7 @@ fn keys_left(cluster: &Cluster, prefix: &str) -> usize {
 fn label(kind: Kind, retry: Retry) -> (String, String) {
     let client = match kind {
         Kind::Raw => "raw baseline",
-        Kind::Redlock { handoff: true } => "redlock (this) + fast handoff",
+        Kind::Redlock { handoff: true } => "redlock (this) + handoff",
         Kind::Redlock { handoff: false } => "redlock (this)",
         Kind::Rslock => "rslock 0.10",
     };
@@ -158,40 +159,71 @@ fn label(kind: Kind, retry: Retry) -> (String, String) {
     (client.to_owned(), settings)
 }
 
+/// Clients that could not connect, for the report's notes.
+static CONNECT_ERRORS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// The uncontended clients (latency, throughput), connected.
+async fn simple_clients(args: &Args, urls: &[String]) -> Vec<(String, Arc<clients::Client>)> {
+    let mut out = Vec::new();
+    for kind in [Kind::Raw, Kind::Redlock { handoff: false }, Kind::Rslock] {
+        let (name, _) = label(kind, Retry::Default);
+        if !args.selected(&name) {
+            continue;
+        }
+        match clients::build(kind, Retry::Default, urls).await {
+            Ok(c) => out.push((name, Arc::new(c))),
+            Err(e) => {
+                eprintln!("{name}: cannot connect: {e}");
+                CONNECT_ERRORS
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(format!("{name}: cannot connect: {e}"));
+            }
+        }
+    }
+    out
+}
+
+/// (a) on a single-threaded runtime (one sequential client), the clients' iterations
+/// interleaved so that they all see the same machine load.
+async fn run_latency(args: &Args, cluster: &Cluster, rows: &mut Vec<Value>) {
+    if !args.workloads.contains('a') {
+        return;
+    }
+    let clients = simple_clients(args, &cluster.urls()).await;
+    eprintln!("latency: {} clients, interleaved", clients.len());
+    let prefixes: Vec<String> = clients
+        .iter()
+        .map(|(name, _)| format!("bench:{}:lat", slug(name)))
+        .collect();
+    let plain: Vec<&clients::Client> = clients.iter().map(|(_, c)| c.as_ref()).collect();
+    let results = workloads::latency(&plain, &prefixes, args.warmup, args.iterations).await;
+    for (((name, _), prefix), mut row) in clients.iter().zip(&prefixes).zip(results) {
+        row["keys_left"] = json!(keys_left(cluster, prefix));
+        push(rows, row, name, "default");
+    }
+}
+
 async fn run_rust(args: &Args, cluster: &Cluster, rows: &mut Vec<Value>) {
     let urls = cluster.urls();
     let seconds = Duration::from_secs_f64(args.seconds);
-    let simple = [Kind::Raw, Kind::Redlock { handoff: false }, Kind::Rslock];
-    for kind in simple {
-        let (name, settings) = label(kind, Retry::Default);
-        if !args.selected(&name) || !(args.workloads.contains('a') || args.workloads.contains('b'))
-        {
-            continue;
+    if args.workloads.contains('b') {
+        let clients = simple_clients(args, &urls).await;
+        eprintln!(
+            "throughput: {} clients, interleaved in 1 s slices",
+            clients.len()
+        );
+        let prefixes: Vec<String> = clients
+            .iter()
+            .map(|(name, _)| format!("bench:{}:tp", slug(name)))
+            .collect();
+        let shared: Vec<Arc<clients::Client>> =
+            clients.iter().map(|(_, c)| Arc::clone(c)).collect();
+        let results = workloads::throughput(&shared, &prefixes, args.holders, seconds).await;
+        for (((name, _), prefix), mut row) in clients.iter().zip(&prefixes).zip(results) {
+            row["keys_left"] = json!(keys_left(cluster, prefix));
+            push(rows, row, name, "default");
         }
-        let client = match clients::build(kind, Retry::Default, &urls).await {
-            Ok(c) => Arc::new(c),
-            Err(e) => {
-                eprintln!("{name}: cannot connect: {e}");
-                continue;
-            }
-        };
-        let slug = slug(&name);
-        if args.workloads.contains('a') {
-            eprintln!("latency: {name}");
-            let prefix = format!("bench:{slug}:lat");
-            let mut row = workloads::latency(&client, &prefix, args.warmup, args.iterations).await;
-            row["keys_left"] = json!(keys_left(cluster, &prefix));
-            push(rows, row, &name, &settings);
-        }
-        if !args.workloads.contains('b') {
-            continue;
-        }
-        eprintln!("throughput: {name}");
-        let prefix = format!("bench:{slug}:tp");
-        let mut row =
-            workloads::throughput(Arc::clone(&client), &prefix, args.holders, seconds).await;
-        row["keys_left"] = json!(keys_left(cluster, &prefix));
-        push(rows, row, &name, &settings);
     }
 
     let contended = [
@@ -211,6 +243,10 @@ async fn run_rust(args: &Args, cluster: &Cluster, rows: &mut Vec<Value>) {
             Ok(c) => Arc::new(c),
             Err(e) => {
                 eprintln!("{name}: cannot connect: {e}");
+                CONNECT_ERRORS
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(format!("{name} ({settings}): cannot connect: {e}"));
                 continue;
             }
         };
@@ -315,6 +351,13 @@ fn core_cost() -> Value {
     Value::Object(out)
 }
 
+fn single_threaded() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| fail(&format!("tokio: {e}")))
+}
+
 fn main() {
     let args = parse_args();
     let load_before = loadavg();
@@ -330,7 +373,14 @@ fn main() {
         .unwrap_or_else(|e| fail(&format!("tokio: {e}")));
     let mut rows = Vec::new();
     let mut notes = Vec::new();
+    single_threaded().block_on(run_latency(&args, &cluster, &mut rows));
     runtime.block_on(run_rust(&args, &cluster, &mut rows));
+    notes.extend(
+        CONNECT_ERRORS
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..),
+    );
     if args.js {
         run_js(&args, &cluster, &mut rows, &mut notes);
     } else {
@@ -413,6 +463,7 @@ mod tests {
             .build()
             .unwrap();
         let mut rows = Vec::new();
+        single_threaded().block_on(run_latency(&args, &cluster, &mut rows));
         runtime.block_on(run_rust(&args, &cluster, &mut rows));
         assert_eq!(rows.len(), 12, "3 latency, 3 throughput, 6 contention rows");
         for r in &rows {

@@ -49,7 +49,7 @@ pub(crate) fn print(result: &Value) {
         s["iterations"], s["warmup"]
     );
     println!(
-        "{:<34} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>6} {:>5}",
+        "{:<30} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>6} {:>5}",
         "client",
         "pair p50",
         "pair p90",
@@ -64,7 +64,7 @@ pub(crate) fn print(result: &Value) {
     for r in rows(result, "latency") {
         let p50 = num(&r["pair_us"]["p50"]);
         println!(
-            "{:<34} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>6} {:>5}",
+            "{:<30} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>6} {:>5}",
             name(r),
             fmt(p50, 0),
             fmt(num(&r["pair_us"]["p90"]), 0),
@@ -86,13 +86,13 @@ pub(crate) fn print(result: &Value) {
         s["holders"], s["seconds"]
     );
     println!(
-        "{:<34} {:>12} {:>8} {:>8} {:>5}",
+        "{:<30} {:>12} {:>8} {:>8} {:>5}",
         "client", "acquires/s", "vs raw", "errors", "keys"
     );
     for r in rows(result, "throughput") {
         let v = num(&r["per_sec"]);
         println!(
-            "{:<34} {:>12} {:>8} {:>8} {:>5}",
+            "{:<30} {:>12} {:>8} {:>8} {:>5}",
             name(r),
             fmt(v, 0),
             ratio(v, raw_tp),
@@ -106,13 +106,15 @@ pub(crate) fn print(result: &Value) {
         s["workers"], s["seconds"]
     );
     println!(
-        "{:<34} {:<14} {:>10} {:>9} {:>9} {:>9} {:>6} {:>9} {:>7} {:>7} {:>5}",
+        "{:<30} {:<13} {:>10} {:>10} {:>8} {:>8} {:>8} {:>6} {:>5} {:>9} {:>7} {:>6} {:>4}",
         "client",
         "retry",
         "acquires/s",
+        "handoffs/s",
         "hoff p50",
         "hoff p90",
         "hoff p99",
+        "retook",
         "Jain",
         "min/max",
         "counter",
@@ -135,14 +137,19 @@ pub(crate) fn print(result: &Value) {
         } else {
             "WRONG"
         };
+        let handoffs = num(&r["handoff_us"]["n"])
+            .zip(num(&r["seconds"]))
+            .map(|(n, s)| n / s);
+        let ms = |q: &str| fmt(num(&r["handoff_us"][q]).map(|x| x / 1e3), 2);
         println!(
-            "{:<34} {:<14} {:>10} {:>9} {:>9} {:>9} {:>6} {:>6} {:>9} {:>7} {:>7} {:>5}",
+            "{:<30} {:<13} {:>10} {:>10} {:>8} {:>8} {:>8} {:>6} {:>5} {:>9} {:>7} {:>6} {:>4}",
             name(r),
             r["settings"].as_str().unwrap_or("?"),
             fmt(num(&r["per_sec"]), 0),
-            fmt(num(&r["handoff_us"]["p50"]).map(|x| x / 1e3), 2),
-            fmt(num(&r["handoff_us"]["p90"]).map(|x| x / 1e3), 2),
-            fmt(num(&r["handoff_us"]["p99"]).map(|x| x / 1e3), 2),
+            fmt(handoffs, 0),
+            ms("p50"),
+            ms("p90"),
+            ms("p99"),
             r["reacquired_by_releaser"],
             fmt(num(&r["fairness"]), 2),
             minmax,
@@ -152,7 +159,7 @@ pub(crate) fn print(result: &Value) {
         );
     }
     println!(
-        "(each worker holds ~1 ms, then waits ~1 ms outside the lock; handoff: ms from a holder calling release to another worker's acquire returning; retook: times the releaser took the lock back first; Jain: fairness index over workers, 1 = equal)"
+        "(each worker holds ~1 ms, then spends ~1 ms outside the lock; handoffs/s: acquisitions that passed the lock to another worker; hoff: ms from a holder calling release to another worker's acquire returning; retook: acquisitions by the worker that had just released; Jain: fairness over workers, 1 = equal)"
     );
 
     let core = &result["core_ns"];

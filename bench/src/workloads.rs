@@ -29,57 +29,105 @@ fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// (a) One client, sequential acquire+release of fresh resources.
+/// (a) One client at a time, sequential acquire+release of fresh resources: iteration `i` of
+/// every client runs before iteration `i + 1` of any, so all see the same machine load.
 pub(crate) async fn latency(
-    client: &Client,
-    prefix: &str,
+    clients: &[&Client],
+    prefixes: &[String],
     warmup: usize,
     iterations: usize,
-) -> Value {
-    let keys: Vec<String> = (0..warmup + iterations)
-        .map(|i| format!("{prefix}:{i}"))
+) -> Vec<Value> {
+    let keys: Vec<Vec<String>> = prefixes
+        .iter()
+        .map(|p| {
+            (0..warmup + iterations)
+                .map(|i| format!("{p}:{i}"))
+                .collect()
+        })
         .collect();
-    let mut errors = 0u64;
-    for key in &keys[..warmup] {
-        if client.cycle(key, TTL, || async {}).await.is_err() {
-            errors += 1;
-        }
-    }
-    let (mut acquire, mut release, mut pair) = (
-        Vec::with_capacity(iterations),
-        Vec::with_capacity(iterations),
-        Vec::with_capacity(iterations),
-    );
-    let allocs_before = alloc::allocations();
-    for key in &keys[warmup..] {
-        match client.cycle(key, TTL, || async {}).await {
-            Ok(t) => {
-                acquire.push(nanos(t.acquired - t.started));
-                release.push(nanos(t.released - t.release_started));
-                pair.push(nanos(t.released - t.started));
+    let n = clients.len();
+    let mut errors = vec![0u64; n];
+    let mut allocs = vec![0u64; n];
+    let mut samples: Vec<[Vec<u64>; 3]> = (0..n)
+        .map(|_| std::array::from_fn(|_| Vec::with_capacity(iterations)))
+        .collect();
+    for i in 0..warmup + iterations {
+        for (k, client) in clients.iter().enumerate() {
+            let before = alloc::allocations();
+            let result = client.cycle(&keys[k][i], TTL, || async {}).await;
+            if i < warmup {
+                continue;
             }
-            Err(_) => errors += 1,
+            allocs[k] += alloc::allocations() - before;
+            match result {
+                Ok(t) => {
+                    samples[k][0].push(nanos(t.acquired - t.started));
+                    samples[k][1].push(nanos(t.released - t.release_started));
+                    samples[k][2].push(nanos(t.released - t.started));
+                }
+                Err(_) => errors[k] += 1,
+            }
         }
     }
-    let allocs = alloc::allocations() - allocs_before;
-    json!({
-        "workload": "latency",
-        "iterations": iterations,
-        "acquire_us": percentiles(&mut acquire),
-        "release_us": percentiles(&mut release),
-        "pair_us": percentiles(&mut pair),
-        "errors": errors,
-        "allocs_per_pair": allocs as f64 / iterations as f64,
-    })
+    (0..n)
+        .map(|k| {
+            let [acquire, release, pair] = &mut samples[k];
+            json!({
+                "workload": "latency",
+                "iterations": iterations,
+                "acquire_us": percentiles(acquire),
+                "release_us": percentiles(release),
+                "pair_us": percentiles(pair),
+                "errors": errors[k],
+                "allocs_per_pair": allocs[k] as f64 / iterations as f64,
+            })
+        })
+        .collect()
 }
 
-/// (b) `holders` tasks, each on its own resource, acquire+release in a loop for `duration`.
+/// (b) `holders` tasks per client, each on its own resource, acquire+release in a loop; the
+/// clients take turns in 1 s slices until each has run for `duration`.
 pub(crate) async fn throughput(
+    clients: &[Arc<Client>],
+    prefixes: &[String],
+    holders: usize,
+    duration: Duration,
+) -> Vec<Value> {
+    let slice = Duration::from_secs(1).min(duration);
+    let slices = (duration.as_secs_f64() / slice.as_secs_f64())
+        .round()
+        .max(1.0) as usize;
+    let mut totals = vec![(0u64, 0u64, 0f64); clients.len()];
+    for _ in 0..slices {
+        for (k, client) in clients.iter().enumerate() {
+            let (done, errors, seconds) =
+                throughput_slice(Arc::clone(client), &prefixes[k], holders, slice).await;
+            totals[k].0 += done;
+            totals[k].1 += errors;
+            totals[k].2 += seconds;
+        }
+    }
+    totals
+        .into_iter()
+        .map(|(done, errors, seconds)| {
+            json!({
+                "workload": "throughput",
+                "holders": holders,
+                "seconds": seconds,
+                "acquisitions": done,
+                "per_sec": done as f64 / seconds,
+                "errors": errors,
+            })
+        })
+        .collect()
+}
+
+async fn throughput_slice(
     client: Arc<Client>,
     prefix: &str,
     holders: usize,
     duration: Duration,
-) -> Value {
+) -> (u64, u64, f64) {
     let done = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -102,16 +150,11 @@ pub(crate) async fn throughput(
     for t in tasks {
         let _ = t.await;
     }
-    let seconds = started.elapsed().as_secs_f64();
-    let done = done.load(Ordering::Relaxed);
-    json!({
-        "workload": "throughput",
-        "holders": holders,
-        "seconds": seconds,
-        "acquisitions": done,
-        "per_sec": done as f64 / seconds,
-        "errors": errors.load(Ordering::Relaxed),
-    })
+    (
+        done.load(Ordering::Relaxed),
+        errors.load(Ordering::Relaxed),
+        started.elapsed().as_secs_f64(),
+    )
 }
 
 /// (c) `workers` tasks on one resource, each holding it about `hold` for a read-modify-write
