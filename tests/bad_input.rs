@@ -286,12 +286,10 @@ async fn noscript_after_script_flush_falls_back_to_the_full_script() {
     assert_no_keys_left(&cluster, &[]).await;
 }
 
-/// Known gap (see docs/reliability.md, "Findings"): the release that cleans up a failed attempt
-/// is sent by digest (`EVALSHA`) and a `NOSCRIPT` answer to it is ignored, so on an instance
-/// whose script cache is empty (restarted, or `SCRIPT FLUSH`) the attempt's key stays until its
-/// TTL. Run with `--ignored` once the core resends cleanups with the full script.
+/// Found by the torture runs: the cleanup of a failed attempt used to go by digest (`EVALSHA`),
+/// and a `NOSCRIPT` answer left the attempt's key until its TTL on an instance whose script cache
+/// was empty (restarted, or `SCRIPT FLUSH`). Cleanups now carry the full script.
 #[tokio::test]
-#[ignore = "known gap: a NOSCRIPT answer to a failed attempt's cleanup is not retried"]
 async fn noscript_in_the_cleanup_of_a_failed_attempt_leaves_no_key() {
     let cluster = cluster(3);
     let redlock = manager(cluster.urls()).await;

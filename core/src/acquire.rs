@@ -496,8 +496,11 @@ impl<R: RngCore + CryptoRng> Acquire<R> {
                 return Output::Send(Transmit {
                     instance: usize::from(instance),
                     request: self.round.fresh_id(),
+                    // The full script, not its digest: nobody waits for a cleanup's reply, so a
+                    // `NOSCRIPT` (an instance restarted since) would leave the key until its TTL.
                     command: Command::release(&self.resources, &self.sending)
-                        .with_notification(self.config.release_notification()),
+                        .with_notification(self.config.release_notification())
+                        .with_full_script(),
                 });
             }
             if self.outcome.is_some() {
