@@ -238,8 +238,9 @@ export class Redlock {
     this.#observe = options.onExchange;
     const clock = options.clock;
     this.clock = clock ?? (() => performance.now());
-    // Validates the settings now rather than at the first acquire.
-    this.#config(1000, {}).free();
+    // Validates the settings now rather than at the first acquire, with a TTL long enough for
+    // any timeout or minimum validity (those are checked against each call's TTL).
+    this.#config(2 ** 52, {}).free();
   }
 
   #config(ttlMs: number, overrides: RedlockSettings | undefined): Config {

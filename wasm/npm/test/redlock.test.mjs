@@ -33,7 +33,8 @@ for (const library of Object.keys(libraries)) {
   describe(library, () => {
     test("acquire, extend and release on three instances leave no key behind", WIDE, async () => {
       const { cluster, clients, cleanup } = await setup(3, library);
-      const redlock = new Redlock(clients);
+      // Wide per-instance timeouts throughout: a loaded machine must not make these flaky.
+      const redlock = new Redlock(clients, { instanceTimeoutMs: 1_000 });
       const k = key("basic");
       const lock = await redlock.acquire(k, 5_000);
       assert.match(lock.value, /^[0-9a-f]{32}$/);
@@ -52,7 +53,7 @@ for (const library of Object.keys(libraries)) {
         deleted: 3,
         instances: [0, 1, 2].map((instance) => ({ instance, status: "yes" })),
       });
-      assert.deepEqual(await keysLeft(cluster, k), []);
+      await eventually(async () => (await keysLeft(cluster, k)).length === 0);
       await assert.rejects(lock.release(), /already released/);
       await assert.rejects(lock.extend(), /already released/);
       await cleanup();
@@ -60,7 +61,7 @@ for (const library of Object.keys(libraries)) {
 
     test("several keys lock all-or-nothing through the scripts (NOSCRIPT, then EVAL)", WIDE, async () => {
       const { cluster, clients, cleanup } = await setup(3, library);
-      const redlock = new Redlock(clients, { retryCount: 0 });
+      const redlock = new Redlock(clients, { retryCount: 0, instanceTimeoutMs: 1_000 });
       const [a, b, c] = [key("a"), key("b"), key("c")];
       const binary = Buffer.from([0xff, 0x00, 0x01]);
       const lock = await redlock.acquire([a, b, binary], 5_000);
@@ -75,13 +76,18 @@ for (const library of Object.keys(libraries)) {
       await eventually(async () => (await keysLeft(cluster, c)).length === 0);
       await lock.extend(6_000);
       await lock.release();
-      assert.deepEqual(await keysLeft(cluster, `test:${process.pid}:*`), []);
+      await eventually(async () => (await keysLeft(cluster, `test:${process.pid}:*`)).length === 0);
       await cleanup();
     });
 
     test("contention is a ContendedError naming the instances holding another value", WIDE, async () => {
       const { clients, cleanup } = await setup(3, library);
-      const redlock = new Redlock(clients, { retryCount: 2, retryDelayMs: 20, retryJitterMs: 10 });
+      const redlock = new Redlock(clients, {
+        retryCount: 2,
+        retryDelayMs: 20,
+        retryJitterMs: 10,
+        instanceTimeoutMs: 1_000,
+      });
       const k = key("contended");
       const holder = await redlock.acquire(k, 10_000);
       const error = await redlock.acquire(k, 10_000).then(
@@ -103,7 +109,7 @@ for (const library of Object.keys(libraries)) {
 
     test("with a minority of instances down, locks are still taken and released", WIDE, async () => {
       const { cluster, clients, cleanup } = await setup(3, library);
-      const redlock = new Redlock(clients, { retryCount: 0 });
+      const redlock = new Redlock(clients, { retryCount: 0, instanceTimeoutMs: 500 });
       await cluster.command("kill 2");
       const k = key("minority");
       const lock = await redlock.acquire(k, 2_000);
@@ -113,7 +119,7 @@ for (const library of Object.keys(libraries)) {
       assert.equal(released.confirmed, true);
       assert.equal(released.deleted, 2);
       assert.ok(["transportError", "timedOut"].includes(released.instances[2].status));
-      assert.deepEqual(await keysLeft(cluster, k), []);
+      await eventually(async () => (await keysLeft(cluster, k)).length === 0);
       await cleanup();
     });
 
@@ -207,7 +213,7 @@ describe("shared behaviour", () => {
     );
     assert.equal(maxInside, 1, "two holders were inside at once");
     assert.equal(counter, workers.length * rounds, "an increment was lost");
-    assert.deepEqual(await keysLeft(cluster, k), []);
+    await eventually(async () => (await keysLeft(cluster, k)).length === 0);
   });
 
   test("using() extends the lock past its TTL while the routine runs, then releases it", WIDE, async () => {
@@ -217,19 +223,20 @@ describe("shared behaviour", () => {
       clients.close();
       await cluster.close();
     });
-    const redlock = new Redlock(clients);
+    // Wide per-instance timeouts: a loaded machine must not turn a slow reply into a loss.
+    const redlock = new Redlock(clients, { instanceTimeoutMs: 250 });
     const k = key("using");
-    const result = await redlock.using(k, 600, async (signal, lock) => {
+    const result = await redlock.using(k, 1_000, async (signal, lock) => {
       const firstValidity = lock.validUntil;
-      await sleep(1_500);
+      await sleep(2_500);
       assert.equal(signal.aborted, false);
       assert.ok(lock.isValid());
-      assert.ok(lock.validUntil > firstValidity + 500, "the lock was extended");
-      assert.deepEqual(await keysLeft(cluster, k), [k, k, k]);
+      assert.ok(lock.validUntil > firstValidity + 1_000, "the lock was extended");
+      assert.ok((await keysLeft(cluster, k)).length >= 2, "a quorum holds the key");
       return 42;
     });
     assert.equal(result, 42);
-    assert.deepEqual(await keysLeft(cluster, k), []);
+    await eventually(async () => (await keysLeft(cluster, k)).length === 0);
   });
 
   test("using() releases the lock and rethrows when the routine throws", WIDE, async () => {
@@ -247,7 +254,7 @@ describe("shared behaviour", () => {
       }),
       /boom/,
     );
-    assert.deepEqual(await keysLeft(cluster, k), []);
+    await eventually(async () => (await keysLeft(cluster, k)).length === 0);
   });
 
   test("an AbortSignal cancels a pending acquire and leaves no key of it", WIDE, async () => {
@@ -266,7 +273,7 @@ describe("shared behaviour", () => {
     controller.abort(new Error("gave up"));
     await assert.rejects(pending, /gave up/);
     await holder.release();
-    assert.deepEqual(await keysLeft(cluster, k), []);
+    await eventually(async () => (await keysLeft(cluster, k)).length === 0);
     await assert.rejects(redlock.acquire(k, 1_000, { signal: controller.signal }), /gave up/);
   });
 
