@@ -125,8 +125,10 @@ async fn send(
 /// The type of [`send`], as a [`Driver`] stores it.
 type SendFn<F> = fn(Arc<Inner>, usize, RequestId, redis::Cmd, bool) -> F;
 
-/// How far apart waiters woken by the same release retry (against a thundering herd).
-const HANDOFF_SPREAD: Duration = Duration::from_millis(1);
+/// How far apart waiters woken by the same release retry, against a thundering herd. A waiter's
+/// first wake-up retries at once (the waiters of one process are woken one at a time, so only
+/// waiters of other processes can collide); once a woken attempt has lost, later ones spread.
+const HANDOFF_SPREAD: Duration = Duration::from_millis(2);
 
 /// What a driver remembers to tell an [`Observer`] (only when one is set).
 pub(crate) struct Observed {
@@ -280,6 +282,8 @@ pub(crate) struct Driver<M: Machine, F: Future<Output = Sent> + Send + 'static> 
     /// Fast handoff: subscribed to the keys' release announcements since the first failed
     /// attempt, until the machine is done.
     waiter: Option<Subscription>,
+    /// Fast handoff: the waiter has been woken before (its next wake-ups spread).
+    woken: bool,
 }
 
 impl<M: Machine> Driver<M, std::future::Pending<Sent>> {
@@ -299,6 +303,7 @@ impl<M: Machine> Driver<M, std::future::Pending<Sent>> {
             observed: None,
             last_input: None,
             waiter: None,
+            woken: false,
         }
     }
 }
@@ -400,7 +405,9 @@ impl<M: Machine, F: Future<Output = Sent> + Send + 'static> Driver<M, F> {
                     Some((instance, request, answer))
                 }
                 () = released(self.waiter.as_ref()), if waiting => {
-                    if let Err(e) = machine.wake(self.inner.clock.now(), HANDOFF_SPREAD) {
+                    let spread = if self.woken { HANDOFF_SPREAD } else { Duration::ZERO };
+                    self.woken = true;
+                    if let Err(e) = machine.wake(self.inner.clock.now(), spread) {
                         tracing::error!(error = %e, "redlock machine refused a wake-up");
                     }
                     continue;
@@ -511,6 +518,7 @@ impl<M: Machine, F: Future<Output = Sent> + Send + 'static> Drop for Driver<M, F
                 observed,
                 last_input: None,
                 waiter: None,
+                woken: false,
             };
             let _ = tokio::time::timeout(limit, driver.run()).await;
             // Out of time: stop here rather than cancelling again.
