@@ -70,9 +70,13 @@ pub(crate) struct Instance {
     client: Client,
     /// The redacted URL, for errors and logs.
     pub(crate) name: String,
-    current: Mutex<Option<MultiplexedConnection>>,
+    /// The connection and its generation (bumped on every new connection).
+    current: Mutex<Option<(u64, MultiplexedConnection)>>,
+    generation: std::sync::atomic::AtomicU64,
     connecting: tokio::sync::Mutex<()>,
     connect_timeout: Duration,
+    /// A command unanswered for this long and then abandoned condemns its connection.
+    pub(crate) abandon_after: Duration,
 }
 
 impl std::fmt::Debug for Instance {
@@ -89,17 +93,23 @@ impl Instance {
             client,
             name,
             current: Mutex::new(None),
+            generation: std::sync::atomic::AtomicU64::new(0),
             connecting: tokio::sync::Mutex::new(()),
             connect_timeout,
+            abandon_after: Duration::from_millis(500),
         }
     }
 
-    fn cached(&self) -> Option<MultiplexedConnection> {
+    fn cached(&self) -> Option<(u64, MultiplexedConnection)> {
         self.current.lock().ok()?.clone()
     }
 
     /// The connection, connecting first if there is none. One connect at a time per instance.
     pub(crate) async fn connection(&self) -> Result<MultiplexedConnection, RedisError> {
+        self.generation_and_connection().await.map(|(_, c)| c)
+    }
+
+    async fn generation_and_connection(&self) -> Result<(u64, MultiplexedConnection), RedisError> {
         if let Some(c) = self.cached() {
             return Ok(c);
         }
@@ -116,34 +126,69 @@ impl Instance {
             .client
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
+        let generation = self
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
         if let Ok(mut slot) = self.current.lock() {
-            *slot = Some(conn.clone());
+            *slot = Some((generation, conn.clone()));
         }
-        Ok(conn)
+        Ok((generation, conn))
     }
 
-    /// Forgets a broken connection so the next command reconnects.
-    fn invalidate(&self) {
+    /// Forgets connection `generation` (if still current) so the next command reconnects.
+    fn invalidate(&self, generation: u64) {
         if let Ok(mut slot) = self.current.lock() {
-            *slot = None;
+            if slot.as_ref().is_some_and(|(g, _)| *g == generation) {
+                *slot = None;
+            }
         }
     }
 
     /// Sends one command and returns the answer (never an error: failures are answers).
+    ///
+    /// A command abandoned (its future dropped) after going unanswered for
+    /// [`Instance::abandon_after`] condemns its connection: replies are matched to requests by
+    /// order, so a connection that may have lost bytes must not carry later commands.
     pub(crate) async fn run(&self, cmd: &redis::Cmd) -> Answer {
-        let mut conn = match self.connection().await {
+        let (generation, mut conn) = match self.generation_and_connection().await {
             Ok(c) => c,
             Err(e) => return Answer::Transport(e.to_string()),
         };
+        let mut guard = Abandoned {
+            instance: self,
+            generation,
+            sent: tokio::time::Instant::now(),
+            armed: true,
+        };
         // The inherent method, not `query_async`: that one boxes its future.
-        match conn.send_packed_command(cmd).await {
+        let answer = match conn.send_packed_command(cmd).await {
             Ok(v) => Answer::from_value(v),
             Err(e) => {
                 if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
-                    self.invalidate();
+                    self.invalidate(generation);
                 }
                 Answer::from_error(&e)
             }
+        };
+        guard.armed = false;
+        answer
+    }
+}
+
+/// Condemns a connection whose command was abandoned after waiting too long.
+struct Abandoned<'a> {
+    instance: &'a Instance,
+    generation: u64,
+    sent: tokio::time::Instant,
+    armed: bool,
+}
+
+impl Drop for Abandoned<'_> {
+    fn drop(&mut self) {
+        if self.armed && self.sent.elapsed() >= self.instance.abandon_after {
+            tracing::debug!(server = %self.instance.name, "dropping a connection with an abandoned command");
+            self.instance.invalidate(self.generation);
         }
     }
 }
