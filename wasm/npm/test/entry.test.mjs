@@ -1,0 +1,26 @@
+// `import` and `require` of the package give the same classes from one WebAssembly instance.
+
+import assert from "node:assert/strict";
+import { createRequire } from "node:module";
+import { test } from "node:test";
+
+import * as esm from "redlock-wasm";
+
+const cjs = createRequire(import.meta.url)("redlock-wasm");
+
+test("the ES module entry re-exports every CommonJS export, identically", () => {
+  const names = Object.keys(cjs).filter((k) => k !== "__esModule");
+  assert.ok(names.length >= 12, names.join());
+  for (const name of names) assert.equal(esm[name], cjs[name], name);
+  assert.deepEqual(Object.keys(esm).sort(), names.sort());
+});
+
+test("a lease from one entry is accepted by the other", () => {
+  const config = new esm.Config({ instances: 1, ttlMs: 1_000 });
+  const op = new esm.Acquire(config, "k", 0);
+  const send = op.pollOutput();
+  op.handleReply(send.instance, send.request, "OK", 1);
+  const { lease } = op.pollOutput().outcome;
+  const release = new cjs.Release(config, lease, 2);
+  assert.equal(release.pollOutput().command, "release");
+});
