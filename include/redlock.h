@@ -736,6 +736,21 @@ redlock_result redlock_resp_parse(const uint8_t *buf,
                                   struct redlock_reply *reply_out,
                                   size_t *used_out);
 
+// The number of Lua scripts the operations may run (`EVALSHA` / `EVAL`).
+size_t redlock_script_count(void);
+
+// The source of script `index` (below `redlock_script_count()`): `*source_out` points to
+// `*len_out` bytes of static memory (not NUL-terminated, never freed).
+//
+// Send `SCRIPT LOAD <source>` for each script on every new connection, as the blocking client
+// does: an instance that has not cached a script answers its `EVALSHA` with `NOSCRIPT`, and
+// although operations resend their own commands as `EVAL`, a cleanup release that gets
+// `NOSCRIPT` is not resent, so the key it was to delete would stay until its TTL.
+//
+// Errors: `REDLOCK_RESULT_INVALID_PARAMETER` (index out of range),
+// `REDLOCK_RESULT_NULL_PARAMETER`. Thread-safe.
+redlock_result redlock_script_source(size_t index, const uint8_t **source_out, size_t *len_out);
+
 // Frees a lease. NULL is ignored. Does not release the lock.
 void redlock_lease_free(struct redlock_lease *lease);
 
@@ -785,8 +800,9 @@ redlock_result redlock_client_new(const char *const *urls,
                                   const struct redlock_client_options *options,
                                   struct redlock_client **client_out);
 
-// Frees a client: closes its connections and stops its threads once no lock made by it is
-// left. NULL is ignored.
+// Frees a client. Once no lock made by it is left, it waits (at most 2 s) for cleanup still in
+// flight — the releases a failed lock attempt sends after returning — then closes its
+// connections and stops its threads. NULL is ignored.
 void redlock_client_free(struct redlock_client *client);
 
 // The number of instances N (0 if `client` is NULL).

@@ -87,14 +87,26 @@ impl ClientInner {
     }
 }
 
+/// How long freeing a client waits for cleanup still in flight (the releases a failed acquire
+/// sends in the background) before stopping the runtime. What is cut short expires with its TTL.
+const CLEANUP_GRACE: Duration = Duration::from_secs(2);
+
 impl Drop for ClientInner {
     fn drop(&mut self) {
         if let Some(runtime) = self.runtime.take() {
-            // The connections' tasks belong to the runtime: drop them inside it, then stop it
-            // (which joins its worker threads, so nothing outlives the client).
+            // The connections' tasks belong to the runtime: drop them inside it.
             let guard = runtime.enter();
             self.redlock.take();
             drop(guard);
+            // A failed acquire returns as soon as it has decided, and releases what it wrote in
+            // background tasks; stopping the runtime now would cancel them and leave keys until
+            // their TTL. Once they finish, the last connection handles go and the connection
+            // tasks end, so "no task alive" means "nothing left to send".
+            let deadline = std::time::Instant::now() + CLEANUP_GRACE;
+            while runtime.metrics().num_alive_tasks() > 0 && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            // Stopping joins the worker threads, so nothing outlives the client.
             drop(runtime);
         }
     }
@@ -252,8 +264,9 @@ pub unsafe extern "C" fn redlock_client_new(
     }
 }
 
-/// Frees a client: closes its connections and stops its threads once no lock made by it is
-/// left. NULL is ignored.
+/// Frees a client. Once no lock made by it is left, it waits (at most 2 s) for cleanup still in
+/// flight — the releases a failed lock attempt sends after returning — then closes its
+/// connections and stops its threads. NULL is ignored.
 #[no_mangle]
 pub unsafe extern "C" fn redlock_client_free(client: *mut redlock_client) {
     ffi_value!((), {
@@ -349,9 +362,6 @@ pub unsafe extern "C" fn redlock_client_lock(
     lock_out: *mut *mut redlock_lock,
 ) -> redlock_result {
     ffi_result! {
-        if key.is_null() {
-            return Err(redlock_result::NullParameter);
-        }
         // SAFETY: one key of `key_len` bytes (caller contract).
         let keys = unsafe { keys(&key, &key_len, 1) }?;
         // SAFETY: forwarded caller contract.
@@ -370,9 +380,6 @@ pub unsafe extern "C" fn redlock_client_try_lock(
     lock_out: *mut *mut redlock_lock,
 ) -> redlock_result {
     ffi_result! {
-        if key.is_null() {
-            return Err(redlock_result::NullParameter);
-        }
         // SAFETY: one key of `key_len` bytes (caller contract).
         let keys = unsafe { keys(&key, &key_len, 1) }?;
         // SAFETY: forwarded caller contract.

@@ -43,6 +43,8 @@ pub mod op;
 
 pub mod reply;
 
+pub mod script;
+
 pub mod lease;
 
 pub mod client;

@@ -357,9 +357,6 @@ pub unsafe extern "C" fn redlock_acquire_new(
 ) -> redlock_result {
     ffi_result! {
         let out = check_out(op_out)?;
-        if key.is_null() {
-            return Err(redlock_result::NullParameter);
-        }
         // SAFETY: one key of `key_len` bytes (caller contract).
         let resources = unsafe { resources(&key, &key_len, 1) }?;
         // SAFETY: forwarded caller contract; `out` checked.
