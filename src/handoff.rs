@@ -12,9 +12,10 @@
 //!
 //! Only timing is at stake: a lost, late or spurious announcement costs at most the normal retry
 //! delay or one early attempt, and the core's rules (retry count, deadline, cleanup) are
-//! untouched. Waiting for a quorum of announcements of the same value (rather than the first)
-//! ignores the cleanups of other waiters' failed attempts, which free only a minority of
-//! instances, so waiters do not retry in a storm while the lock is held. The protocol, for other
+//! untouched. Waiting until a quorum of instances announced releases (rather than for the first
+//! announcement) ignores the cleanups of other waiters' failed attempts while the lock is held
+//! (they free only instances the holder does not hold, a minority), so waiters do not retry in a
+//! storm; after a split vote the cleanups of all contenders free a quorum and wake a waiter. The protocol, for other
 //! bindings, is in `docs/fast-handoff.md`.
 
 use std::collections::{HashMap, VecDeque};
@@ -26,7 +27,7 @@ use redlock_core::{Resources, RELEASE_CHANNEL_PREFIX};
 use tokio::sync::{mpsc, Notify};
 
 /// How many distinct released values a channel remembers while counting their announcements.
-const RECENT_VALUES: usize = 4;
+const RECENT_VALUES: usize = 8;
 /// The least time between two connection attempts of one instance's pub/sub connection.
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(500);
 
@@ -57,6 +58,8 @@ struct Channel {
     /// Released values seen lately and the instances that announced each (bit set); `None` once
     /// the value reached a quorum and woke the waiters.
     recent: VecDeque<(Vec<u8>, Option<u32>)>,
+    /// Instances that announced any release since the channel last woke a waiter (bit set).
+    freed: u32,
 }
 
 /// One instance's pub/sub connection, run by a task started on demand.
@@ -170,6 +173,7 @@ impl Handoff {
                 Channel {
                     waiters: Vec::new(),
                     recent: VecDeque::new(),
+                    freed: 0,
                 }
             });
             channel.waiters.push(Arc::clone(&notify));
@@ -252,12 +256,20 @@ impl Registry {
             }
         };
         let Some((_, Some(mask))) = entry.recent.get_mut(pos) else {
+            // That release was counted already.
             return;
         };
         *mask |= bit;
-        if mask.count_ones() as usize >= self.quorum {
-            if let Some(slot) = entry.recent.get_mut(pos) {
-                slot.1 = None;
+        let released = mask.count_ones() as usize >= self.quorum;
+        entry.freed |= bit;
+        // A quorum of instances freed, by one release or by several (the cleanups of a split
+        // vote, in which nobody won, together free every instance).
+        if released || entry.freed.count_ones() as usize >= self.quorum {
+            entry.freed = 0;
+            if released {
+                if let Some(slot) = entry.recent.get_mut(pos) {
+                    slot.1 = None;
+                }
             }
             // One release frees the lock for one holder: wake only this process's longest
             // waiter (it stays first until it unsubscribes), so the waiters of one process do

@@ -152,19 +152,26 @@ async fn contending_waiters_with_fast_handoff_exclude_each_other_and_leave_no_ke
     use std::sync::Arc;
 
     let cluster = Cluster::start(5, ClusterOptions::new()).expect("redis-server");
-    let redlock = Redlock::builder(cluster.urls())
-        .retries(10_000)
-        .retry_delay(Duration::from_millis(200), Duration::from_millis(100))
-        .fast_handoff(true)
-        .connect()
-        .await
-        .expect("connect");
+    // Three managers, as three processes would be: each has its own subscriptions and wakes
+    // its own waiters, so waiters of different managers collide and split votes happen.
+    let mut managers = Vec::new();
+    for _ in 0..3 {
+        managers.push(
+            Redlock::builder(cluster.urls())
+                .retries(10_000)
+                .retry_delay(Duration::from_millis(200), Duration::from_millis(100))
+                .fast_handoff(true)
+                .connect()
+                .await
+                .expect("connect"),
+        );
+    }
     let counter = Arc::new(AtomicU64::new(0));
-    let (tasks, rounds) = (6, 10);
+    let (tasks, rounds) = (6usize, 10u64);
     let started = Instant::now();
     let handles: Vec<_> = (0..tasks)
-        .map(|_| {
-            let (redlock, counter) = (redlock.clone(), Arc::clone(&counter));
+        .map(|t| {
+            let (redlock, counter) = (managers[t % 3].clone(), Arc::clone(&counter));
             tokio::spawn(async move {
                 for _ in 0..rounds {
                     let lock = redlock.lock("handoff:counter", TTL).await.expect("lock");
@@ -182,7 +189,7 @@ async fn contending_waiters_with_fast_handoff_exclude_each_other_and_leave_no_ke
     for h in handles {
         h.await.expect("task");
     }
-    assert_eq!(counter.load(Ordering::SeqCst), tasks * rounds);
+    assert_eq!(counter.load(Ordering::SeqCst), tasks as u64 * rounds);
     // Without handoff, 60 handoffs at a 200 ms retry delay take many seconds; with it, well
     // under. Only a loose bound: liveness, not speed, is the point here.
     assert!(started.elapsed() < Duration::from_secs(60));

@@ -226,34 +226,46 @@ async fn run_rust(args: &Args, cluster: &Cluster, rows: &mut Vec<Value>) {
         }
     }
 
+    // (client, retry, managers): with several managers the workers are spread over them, as
+    // over processes (each manager has its own connections and fast-handoff subscriptions).
     let contended = [
-        (Kind::Redlock { handoff: true }, SHORT),
-        (Kind::Redlock { handoff: true }, Retry::Default),
-        (Kind::Redlock { handoff: false }, SHORT),
-        (Kind::Redlock { handoff: false }, Retry::Default),
-        (Kind::Rslock, SHORT),
-        (Kind::Rslock, Retry::Default),
+        (Kind::Redlock { handoff: true }, SHORT, 1),
+        (Kind::Redlock { handoff: true }, SHORT, 4),
+        (Kind::Redlock { handoff: true }, Retry::Default, 1),
+        (Kind::Redlock { handoff: false }, SHORT, 1),
+        (Kind::Redlock { handoff: false }, Retry::Default, 1),
+        (Kind::Rslock, SHORT, 1),
+        (Kind::Rslock, Retry::Default, 1),
     ];
-    for (kind, retry) in contended {
-        let (name, settings) = label(kind, retry);
+    for (kind, retry, managers) in contended {
+        let (mut name, settings) = label(kind, retry);
+        if managers > 1 {
+            name = format!("{name}, {managers} managers");
+        }
         if !args.selected(&name) || !args.workloads.contains('c') {
             continue;
         }
-        let client = match clients::build(kind, retry, &urls).await {
-            Ok(c) => Arc::new(c),
-            Err(e) => {
-                eprintln!("{name}: cannot connect: {e}");
-                CONNECT_ERRORS
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(format!("{name} ({settings}): cannot connect: {e}"));
-                continue;
+        let mut clients = Vec::new();
+        for _ in 0..managers {
+            match clients::build(kind, retry, &urls).await {
+                Ok(c) => clients.push(Arc::new(c)),
+                Err(e) => {
+                    eprintln!("{name}: cannot connect: {e}");
+                    CONNECT_ERRORS
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(format!("{name} ({settings}): cannot connect: {e}"));
+                    break;
+                }
             }
-        };
+        }
+        if clients.len() < managers {
+            continue;
+        }
         eprintln!("contention: {name} ({settings})");
         let key = format!("bench:{}:{}:ct", slug(&name), slug(&settings));
         let mut row = workloads::contention(
-            client,
+            clients,
             &key,
             args.workers,
             Duration::from_millis(1),
@@ -465,7 +477,7 @@ mod tests {
         let mut rows = Vec::new();
         single_threaded().block_on(run_latency(&args, &cluster, &mut rows));
         runtime.block_on(run_rust(&args, &cluster, &mut rows));
-        assert_eq!(rows.len(), 12, "3 latency, 3 throughput, 6 contention rows");
+        assert_eq!(rows.len(), 13, "3 latency, 3 throughput, 7 contention rows");
         for r in &rows {
             let what = format!("{} {} ({})", r["client"], r["workload"], r["settings"]);
             assert_eq!(r["keys_left"], 0, "{what}: keys left");

@@ -52,9 +52,9 @@ pub(crate) async fn latency(
         .map(|_| std::array::from_fn(|_| Vec::with_capacity(iterations)))
         .collect();
     for i in 0..warmup + iterations {
-        for (k, client) in clients.iter().enumerate() {
+        for (k, (client, keys)) in clients.iter().zip(&keys).enumerate() {
             let before = alloc::allocations();
-            let result = client.cycle(&keys[k][i], TTL, || async {}).await;
+            let result = client.cycle(&keys[i], TTL, || async {}).await;
             if i < warmup {
                 continue;
             }
@@ -157,11 +157,12 @@ async fn throughput_slice(
     )
 }
 
-/// (c) `workers` tasks on one resource, each holding it about `hold` for a read-modify-write
+/// (c) `workers` tasks on one resource (worker `w` on client `w % clients.len()`), each holding
+/// it about `hold` for a read-modify-write
 /// of a shared counter, then spending `hold` outside it before contending again (so a releaser
 /// does not simply take the lock back and the lock passes to a waiter), for `duration`.
 pub(crate) async fn contention(
-    client: Arc<Client>,
+    clients: Vec<Arc<Client>>,
     key: &str,
     workers: usize,
     hold: Duration,
@@ -176,7 +177,7 @@ pub(crate) async fn contention(
     let tasks: Vec<_> = (0..workers)
         .map(|worker| {
             let (client, counter, failed, holds) = (
-                Arc::clone(&client),
+                Arc::clone(&clients[worker % clients.len()]),
                 Arc::clone(&counter),
                 Arc::clone(&failed),
                 Arc::clone(&holds),
