@@ -136,6 +136,16 @@ impl Instance {
         Ok((generation, conn))
     }
 
+    /// Drops the current connection: a command on it timed out, and a connection that may have
+    /// lost bytes matches later replies to the wrong requests. The next command reconnects.
+    pub(crate) fn condemn(&self) {
+        if let Ok(mut slot) = self.current.lock() {
+            if slot.take().is_some() {
+                tracing::debug!(server = %self.name, "dropping a connection after a timeout");
+            }
+        }
+    }
+
     /// Forgets connection `generation` (if still current) so the next command reconnects.
     fn invalidate(&self, generation: u64) {
         if let Ok(mut slot) = self.current.lock() {

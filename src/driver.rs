@@ -49,6 +49,9 @@ pub(crate) trait Machine: Send + 'static {
     fn attempt_report(&self) -> Option<Report> {
         None
     }
+    /// Per-instance results so far (of the running attempt, or of the outcome once done), to
+    /// find the instances that timed out.
+    fn statuses(&self) -> Option<Report>;
 }
 
 impl Machine for Acquire<SystemRng> {
@@ -79,11 +82,17 @@ impl Machine for Acquire<SystemRng> {
     fn attempt_report(&self) -> Option<Report> {
         Some(self.report())
     }
+    fn statuses(&self) -> Option<Report> {
+        Some(self.report())
+    }
 }
 
 impl Machine for Extend {
     type Outcome = redlock_core::ExtendOutcome;
     const OPERATION: Operation = Operation::Extend;
+    fn statuses(&self) -> Option<Report> {
+        self.outcome().map(|o| *o.report())
+    }
     fn handle(&mut self, input: Input<'_>) -> Result<(), CoreError> {
         self.handle_input(input)
     }
@@ -95,6 +104,9 @@ impl Machine for Extend {
 impl Machine for Release {
     type Outcome = redlock_core::ReleaseOutcome;
     const OPERATION: Operation = Operation::Release;
+    fn statuses(&self) -> Option<Report> {
+        self.outcome().map(|o| o.report)
+    }
     fn handle(&mut self, input: Input<'_>) -> Result<(), CoreError> {
         self.handle_input(input)
     }
@@ -284,6 +296,9 @@ pub(crate) struct Driver<M: Machine, F: Future<Output = Sent> + Send + 'static> 
     waiter: Option<Subscription>,
     /// Fast handoff: the waiter has been woken before (its next wake-ups spread).
     woken: bool,
+    /// Instances whose connection was dropped after a timeout, for the attempt in the high
+    /// bits (so each timeout condemns a connection once).
+    condemned: (u32, u32),
 }
 
 impl<M: Machine> Driver<M, std::future::Pending<Sent>> {
@@ -304,6 +319,7 @@ impl<M: Machine> Driver<M, std::future::Pending<Sent>> {
             last_input: None,
             waiter: None,
             woken: false,
+            condemned: (0, 0),
         }
     }
 }
@@ -366,6 +382,7 @@ impl<M: Machine, F: Future<Output = Sent> + Send + 'static> Driver<M, F> {
                     Output::Wait { until } => break until,
                     Output::Done(outcome) => {
                         let outcome = outcome.clone();
+                        Self::condemn_timed_out(&self.inner, &mut self.condemned, &*machine);
                         self.done = true;
                         self.waiter = None;
                         self.finish_in_background();
@@ -436,6 +453,9 @@ impl<M: Machine, F: Future<Output = Sent> + Send + 'static> Driver<M, F> {
                 },
                 None => machine.handle(Input::Timeout { now }),
             };
+            if input.is_none() {
+                Self::condemn_timed_out(&self.inner, &mut self.condemned, &*machine);
+            }
             if let Err(e) = result {
                 // Instances come from the machine itself and the clock is monotonic, so this
                 // only happens if tokio's clock misbehaves; the machine has failed closed.
@@ -443,6 +463,28 @@ impl<M: Machine, F: Future<Output = Sent> + Send + 'static> Driver<M, F> {
             }
             if let Some(obs) = self.observed.as_mut() {
                 obs.after_input(&*machine, now);
+            }
+        }
+    }
+
+    /// Drops the connection of every instance the machine gave up on (once per attempt): its
+    /// command may still be stuck there, and a connection that may have lost bytes would match
+    /// later replies to the wrong requests.
+    fn condemn_timed_out(inner: &Inner, condemned: &mut (u32, u32), machine: &M) {
+        let Some(report) = machine.statuses() else {
+            return;
+        };
+        let attempt = machine.attempt().map_or(0, |(a, _)| a);
+        if condemned.0 != attempt {
+            *condemned = (attempt, 0);
+        }
+        for (i, status) in report.as_slice().iter().enumerate() {
+            let bit = 1u32 << (i % 32);
+            if *status == InstanceStatus::TimedOut && condemned.1 & bit == 0 {
+                condemned.1 |= bit;
+                if let Some(instance) = inner.instances.get(i) {
+                    instance.condemn();
+                }
             }
         }
     }
@@ -519,6 +561,7 @@ impl<M: Machine, F: Future<Output = Sent> + Send + 'static> Drop for Driver<M, F
                 last_input: None,
                 waiter: None,
                 woken: false,
+                condemned: (0, 0),
             };
             let _ = tokio::time::timeout(limit, driver.run()).await;
             // Out of time: stop here rather than cancelling again.

@@ -291,10 +291,6 @@ impl Shared {
         if !self.released.load(Ordering::Acquire) {
             self.set_lease(outcome.lease().clone());
         }
-        // Keep the lease the core computed, extended or shortened.
-        if !self.released.load(Ordering::Acquire) {
-            self.set_lease(outcome.lease().clone());
-        }
         match outcome {
             ExtendOutcome::Extended { lease, .. } => {
                 let now = self.inner.clock.now();
@@ -398,11 +394,12 @@ async fn watchdog(weak: std::sync::Weak<Shared>) {
             shared.lose(LostReason::Expired);
             return;
         }
-        // The signal fires a millisecond early rather than a millisecond late.
+        // The signal fires early rather than late: tokio's timer rounds a deadline up to its
+        // next millisecond tick, so aim 2 ms before the end to land before it.
         let end = clock.to_tokio(redlock_core::Instant::from_millis(
-            lease.valid_until().as_millis().saturating_sub(1),
+            lease.valid_until().as_millis().saturating_sub(2),
         ));
-        if remaining <= 1 {
+        if remaining <= 2 {
             shared.lose(LostReason::Expired);
             return;
         }

@@ -527,13 +527,18 @@ async fn leases_run_on_tokio_time_so_paused_clock_tests_are_deterministic() {
     tokio::time::pause();
     let end = lock.valid_until();
     let lost = lock.lost();
-    tokio::time::advance(lock.remaining_validity() - Duration::from_millis(5)).await;
+    tokio::time::advance(lock.remaining_validity() - Duration::from_millis(10)).await;
     assert!(lock.is_valid());
     // With the clock paused, tokio jumps straight to the watchdog's deadline.
     let reason = lost.await;
     let now = tokio::time::Instant::now();
     assert_eq!(reason, LostReason::Expired);
-    assert!(now < end && end - now <= Duration::from_millis(1), "fired {:?} early", end - now);
+    assert!(now < end, "fired {:?} late", now - end);
+    assert!(
+        end - now <= Duration::from_millis(2),
+        "fired {:?} early",
+        end - now
+    );
     assert!(!lock.is_valid());
     tokio::time::resume();
     lock.release().await.unwrap();
