@@ -123,6 +123,28 @@ impl JsAcquire {
         self.machine.cancel(now).map_err(core_error)
     }
 
+    /// A hint that the lock may just have been freed (a release announcement, for fast
+    /// handoff): if the acquire is waiting to retry, its next attempt moves up to a random point
+    /// within `spreadMs` of `nowMs`. Only the timing changes (the retry count, the deadline and
+    /// the cleanups stay), so a lost or spurious hint costs nothing but an early attempt.
+    /// Returns whether the retry moved.
+    pub fn wake(
+        &mut self,
+        #[wasm_bindgen(js_name = "nowMs")] now_ms: f64,
+        #[wasm_bindgen(js_name = "spreadMs")] spread_ms: f64,
+    ) -> Result<bool, JsError> {
+        let now = redlock_core::Instant::from_millis(ms(now_ms, "nowMs")?);
+        let spread = core::time::Duration::from_millis(ms(spread_ms, "spreadMs")?);
+        self.machine.wake(now, spread).map_err(core_error)
+    }
+
+    /// Whether the acquire is waiting to retry after a failed attempt (as opposed to running an
+    /// attempt, or done): the moment a fast-handoff waiter subscribes.
+    #[wasm_bindgen(getter, js_name = "isWaitingToRetry")]
+    pub fn is_waiting_to_retry(&self) -> bool {
+        self.machine.is_waiting_to_retry()
+    }
+
     /// The current attempt, 1-based.
     #[wasm_bindgen(getter)]
     pub fn attempt(&self) -> u32 {

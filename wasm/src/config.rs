@@ -11,7 +11,7 @@ use crate::time::integer_from_js;
 
 /// The option names `new Config(options)` understands; any other name is refused, so a typo is
 /// an error instead of a silently ignored setting.
-const OPTIONS: [&str; 10] = [
+const OPTIONS: [&str; 11] = [
     "instances",
     "ttlMs",
     "driftFactor",
@@ -22,6 +22,7 @@ const OPTIONS: [&str; 10] = [
     "retryJitterMs",
     "minValidityMs",
     "acquireDeadlineMs",
+    "releaseNotification",
 ];
 
 /// The parameters of the Redlock algorithm for N instances and one TTL, validated once: a
@@ -29,7 +30,7 @@ const OPTIONS: [&str; 10] = [
 ///
 /// Defaults: quorum `N / 2 + 1`; drift `floor(ttl × 0.01) + 2` ms; instance timeout 5 % of
 /// the TTL (at least 10 ms); 3 retries, 200 ± 100 ms apart; no minimum validity; no overall
-/// deadline.
+/// deadline; releases not announced.
 #[wasm_bindgen(js_name = "Config")]
 #[derive(Debug, Clone, Copy)]
 pub struct JsConfig {
@@ -133,6 +134,14 @@ impl JsConfig {
                 .with_acquire_deadline(d.map(Duration::from_millis))
                 .map_err(config_error)?;
         }
+        let notify = Reflect::get(options, &JsValue::from_str("releaseNotification"))
+            .unwrap_or(JsValue::UNDEFINED);
+        if !notify.is_undefined() {
+            let Some(on) = notify.as_bool() else {
+                return Err(error("Config option releaseNotification must be a boolean"));
+            };
+            c = c.with_release_notification(on);
+        }
         Ok(Self { inner: c })
     }
 
@@ -212,6 +221,13 @@ impl JsConfig {
     #[wasm_bindgen(getter, js_name = "minValidityMs")]
     pub fn min_validity_ms(&self) -> f64 {
         self.inner.min_validity_ms() as f64
+    }
+
+    /// Whether releases (and cleanups of failed attempts) announce themselves on
+    /// `redlock:released:<key>` for fast handoff.
+    #[wasm_bindgen(getter, js_name = "releaseNotification")]
+    pub fn release_notification(&self) -> bool {
+        self.inner.release_notification()
     }
 
     /// The overall acquire deadline in milliseconds, if any.

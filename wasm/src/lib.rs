@@ -79,6 +79,11 @@ export interface ConfigOptions {
   minValidityMs?: number;
   /** No acquire attempt starts later than this after the acquire began; default none. */
   acquireDeadlineMs?: number | null;
+  /**
+   * Releases and cleanups run the notifying release script, which publishes the released value
+   * on `redlock:released:<key>` (fast handoff, docs/fast-handoff.md); default false.
+   */
+  releaseNotification?: boolean;
 }
 
 /**

@@ -3,6 +3,7 @@
 
 import type { Bytes, CommandForm, CommandKind, Output, Reply } from "./wasm/redlock_wasm.js";
 import type { Answer, Send } from "./clients.js";
+import type { Handoff, Subscription } from "./handoff.js";
 
 /** What the three machines have in common. @internal */
 export interface Machine<O> {
@@ -13,6 +14,10 @@ export interface Machine<O> {
   free(): void;
   /** The current attempt (acquire only). */
   readonly attempt?: number;
+  /** Acquire only: waiting to retry after a failed attempt. */
+  readonly isWaitingToRetry?: boolean;
+  /** Acquire only: a release was announced; retry within `spreadMs` of `nowMs`. */
+  wake?(nowMs: number, spreadMs: number): boolean;
 }
 
 /** One command as it was sent and how it ended, for `onExchange` observers. */
@@ -38,7 +43,21 @@ export interface DriveOptions {
   cancel?: (nowMs: number) => void;
   /** Called for every answered command, late ones included. */
   observe?: (exchange: Exchange) => void;
+  /** Called for every command as it is sent, with the attempt it belongs to. */
+  sent?: (send: { instance: number; request: number; command: CommandKind; form: CommandForm }, attempt: number) => void;
+  /**
+   * Fast handoff (acquire only): once the machine waits to retry, subscribe to the release
+   * announcements of `resources`; a counted release moves the retry up.
+   */
+  handoff?: { registry: Handoff; resources: readonly Bytes[] };
 }
+
+/**
+ * How far apart the retries of waiters woken by one release are spread after their first wake-up
+ * (the first retries at once): waiters of different processes that keep colliding stop retrying
+ * at the same instant (docs/fast-handoff.md).
+ */
+const HANDOFF_SPREAD_MS = 2;
 
 /** @internal */
 export interface Driven<O> {
@@ -68,13 +87,24 @@ export async function drive<O>(
   sends: readonly Send[],
   options: DriveOptions,
 ): Promise<Driven<O>> {
-  const { clock, signal, cancel, observe } = options;
+  const { clock, signal, cancel, observe, sent, handoff } = options;
   const arrivals: Arrival[] = [];
   const errors: unknown[] = new Array(sends.length).fill(undefined);
   let wake: (() => void) | undefined;
   let finished = false;
   let cancelRequested = false;
   let cancelled = false;
+  // Fast handoff: the subscription (from the first wait to retry until the end), whether a
+  // counted release is owed to the machine, and whether it was woken before.
+  let subscription: Subscription | undefined;
+  let wakeOwed = false;
+  let wokenBefore = false;
+  const waiter = {
+    notify() {
+      wakeOwed = true;
+      wake?.();
+    },
+  };
   const onAbort = () => {
     cancelRequested = true;
     wake?.();
@@ -97,6 +127,7 @@ export async function drive<O>(
   const dispatch = (out: { instance: number; request: number; command: CommandKind; form: CommandForm; args: Bytes[] }) => {
     const send = sends[out.instance];
     const attempt = machine.attempt ?? 1;
+    sent?.(out, attempt);
     const answered = (answer: Answer) => {
       if (answer.kind !== "reply") errors[out.instance] = answer.error;
       observe?.({ ...out, answer, attempt, late: finished });
@@ -122,6 +153,17 @@ export async function drive<O>(
       if (out.type === "done") {
         finished = true;
         return { outcome: out.outcome, errors, cancelled };
+      }
+      if (handoff && machine.isWaitingToRetry) {
+        subscription ??= handoff.registry.subscribe(handoff.resources, waiter);
+        // A wake owed while an attempt ran takes effect now that the machine waits again.
+        if (wakeOwed) {
+          wakeOwed = false;
+          const spread = wokenBefore ? HANDOFF_SPREAD_MS : 0;
+          wokenBefore = true;
+          feed(() => machine.wake?.(clock(), spread));
+          continue;
+        }
       }
       if (arrivals.length === 0 && !(cancelRequested && !cancelled)) {
         const delay = Math.min(MAX_TIMER_MS, Math.max(0, Math.ceil(out.until - clock())));
@@ -155,6 +197,7 @@ export async function drive<O>(
     }
   } finally {
     finished = true;
+    subscription?.end();
     signal?.removeEventListener("abort", onAbort);
     machine.free();
   }

@@ -17,6 +17,7 @@ import {
 import { sender, type RedisClient, type Send } from "./clients.js";
 import { drive, MAX_TIMER_MS, type Exchange } from "./driver.js";
 import { failure, LockLostError, type InstanceResult } from "./errors.js";
+import { Handoff } from "./handoff.js";
 
 /** Settings of the algorithm (see `ConfigOptions` for the defaults). Times are milliseconds. */
 export interface RedlockSettings {
@@ -50,6 +51,17 @@ export interface RedlockOptions extends RedlockSettings {
    * compatibility layers that report per-client errors). Must not throw.
    */
   onExchange?: (exchange: Exchange) => void;
+  /**
+   * Fast handoff (docs/fast-handoff.md); default false. Releases, and cleanups of failed
+   * attempts, announce themselves on `redlock:released:<key>`; an acquire that lost an attempt
+   * listens for them (on one subscriber connection per instance, a `duplicate()` of its client,
+   * opened at the first contention and closed after a second without waiters or by `close()`)
+   * and retries as soon as a quorum of instances announced a release, instead of sleeping out
+   * its retry delay. Announcements only move retries earlier: lost ones, a dead instance or a
+   * client that cannot be duplicated fall back to the normal delay. Every client that takes the
+   * same locks should turn it on (releases of the others wake nobody).
+   */
+  fastHandoff?: boolean;
 }
 
 /** Per-call options of `acquire` and `using`. */
@@ -226,6 +238,7 @@ export class Redlock {
   readonly #sends: readonly Send[];
   readonly #settings: RedlockSettings;
   readonly #observe?: (exchange: Exchange) => void;
+  readonly #handoff?: Handoff;
 
   /** A Redlock over `clients` (1 to 16, each an independent master). */
   constructor(clients: readonly RedisClient[], options: RedlockOptions = {}) {
@@ -238,9 +251,14 @@ export class Redlock {
     this.#observe = options.onExchange;
     const clock = options.clock;
     this.clock = clock ?? (() => performance.now());
+    if (options.fastHandoff !== undefined && typeof options.fastHandoff !== "boolean") {
+      throw new TypeError(`fastHandoff must be a boolean (got ${String(options.fastHandoff)})`);
+    }
     // Validates the settings now rather than at the first acquire, with a TTL long enough for
     // any timeout or minimum validity (those are checked against each call's TTL).
-    this.#config(2 ** 52, {}).free();
+    const config = this.#config(2 ** 52, {});
+    if (options.fastHandoff) this.#handoff = new Handoff(this.clients, config.quorum);
+    config.free();
   }
 
   #config(ttlMs: number, overrides: RedlockSettings | undefined): Config {
@@ -248,7 +266,21 @@ export class Redlock {
       instances: this.#sends.length,
       ttlMs,
       ...pickSettings(this.#settings, overrides),
+      releaseNotification: this.#handoff !== undefined,
     });
+  }
+
+  /** Whether fast handoff is on. */
+  get fastHandoff(): boolean {
+    return this.#handoff !== undefined;
+  }
+
+  /**
+   * Closes the fast-handoff subscriber connections (the clients given to the constructor stay
+   * open: they are the application's). Pending and later acquires retry on their timers.
+   */
+  close(): void {
+    this.#handoff?.close();
   }
 
   /**
@@ -270,11 +302,13 @@ export class Redlock {
     } finally {
       config.free();
     }
+    const keys = Array.isArray(resources) ? [...resources] : [resources as Resource];
     const { outcome, errors, cancelled } = await drive<AcquireOutcome>(machine, this.#sends, {
       clock: this.clock,
       signal: options.signal,
       cancel: (now) => machine.cancel(now),
       observe: this.#observe,
+      handoff: this.#handoff && { registry: this.#handoff, resources: keys },
     });
     if (outcome.type === "acquired") {
       return new Lock(this, outcome.lease, outcome.attempts);
@@ -282,7 +316,6 @@ export class Redlock {
     if (cancelled && outcome.reason === "cancelled" && options.signal) {
       throw options.signal.reason;
     }
-    const keys = Array.isArray(resources) ? [...resources] : [resources as Resource];
     throw failure(outcome.reason, keys, outcome.attempts, results(outcome.report, errors));
   }
 
