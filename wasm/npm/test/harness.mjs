@@ -141,3 +141,120 @@ export async function eventually(predicate, ms = 10_000) {
 }
 
 export { sleep };
+
+// ---------------------------------------------------------------------------------------------
+// A 3-node Redis Cluster (cluster-enabled redis-server processes on free loopback ports, slots
+// assigned by `redis-cli --cluster create`), for the tests that use a Cluster as one instance.
+
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import { promisify } from "node:util";
+
+const run = promisify(execFile);
+const redisServer = process.env.REDIS_SERVER ?? "redis-server";
+const redisCli = process.env.REDIS_CLI ?? "redis-cli";
+
+/** Whether `port` can be bound on 127.0.0.1 right now. */
+function portFree(port) {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+}
+
+/** A port p with p and p + 10000 (the cluster bus) free, from a random start. */
+async function freeClusterPort(taken) {
+  for (let tries = 0; tries < 200; tries++) {
+    const p = 20000 + Math.floor(Math.random() * 25000);
+    if (taken.has(p) || taken.has(p + 10000)) continue;
+    if ((await portFree(p)) && (await portFree(p + 10000))) return p;
+  }
+  throw new Error("no free port pair for a cluster node");
+}
+
+const clusterProcesses = new Set();
+process.on("exit", () => {
+  for (const child of clusterProcesses) child.kill("SIGKILL");
+});
+
+/**
+ * Starts a Redis Cluster of `n` masters (no replicas). Returns `{ nodes: [{host, port}],
+ * close() }`; every process dies with `close()` or with this process.
+ */
+export async function startRedisCluster(n = 3) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "redlock-cluster-"));
+  const children = [];
+  const close = async () => {
+    for (const child of children) {
+      clusterProcesses.delete(child);
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill("SIGKILL");
+        await once(child, "exit").catch(() => undefined);
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const ports = [];
+    const taken = new Set();
+    for (let i = 0; i < n; i++) {
+      const port = await freeClusterPort(taken);
+      taken.add(port).add(port + 10000);
+      const child = spawn(
+        redisServer,
+        [
+          "--port", String(port),
+          "--bind", "127.0.0.1",
+          "--cluster-enabled", "yes",
+          "--cluster-config-file", path.join(dir, `nodes-${port}.conf`),
+          "--cluster-node-timeout", "5000",
+          "--dir", dir,
+          "--save", "",
+          "--appendonly", "no",
+          "--protected-mode", "no",
+        ],
+        { stdio: "ignore" },
+      );
+      children.push(child);
+      clusterProcesses.add(child);
+      ports.push(port);
+    }
+    // Each node answers PING.
+    for (const port of ports) {
+      await eventually(async () => {
+        try {
+          const { stdout } = await run(redisCli, ["-p", String(port), "PING"]);
+          return stdout.trim() === "PONG";
+        } catch {
+          return false;
+        }
+      }, 20_000);
+    }
+    await run(
+      redisCli,
+      ["--cluster", "create", ...ports.map((p) => `127.0.0.1:${p}`), "--cluster-replicas", "0", "--cluster-yes"],
+      { timeout: 60_000 },
+    );
+    // Every node sees the whole cluster as ok.
+    for (const port of ports) {
+      await eventually(async () => {
+        const { stdout } = await run(redisCli, ["-p", String(port), "CLUSTER", "INFO"]);
+        return /cluster_state:ok/.test(stdout) && new RegExp(`cluster_known_nodes:${n}\\b`).test(stdout);
+      }, 60_000);
+    }
+    return { nodes: ports.map((port) => ({ host: "127.0.0.1", port })), close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+/** An ioredis client to one instance for setting up faults (CONFIG, REPLICAOF, raw keys). */
+export function admin(url) {
+  const c = new Redis(url, { maxRetriesPerRequest: 1, retryStrategy: () => null });
+  c.on("error", () => {});
+  return c;
+}
