@@ -330,11 +330,12 @@ mod tests {
                     keys.insert(args[1].clone(), args[2].clone());
                     b"+OK\r\n"
                 }
-                b"EVALSHA" if keys.get(&args[3]) == Some(&args[4]) => {
+                // The release script, by digest or in full (cleanups carry the full script).
+                b"EVALSHA" | b"EVAL" if keys.get(&args[3]) == Some(&args[4]) => {
                     keys.remove(&args[3]);
                     b":1\r\n"
                 }
-                b"EVALSHA" => b":0\r\n",
+                b"EVALSHA" | b"EVAL" => b":0\r\n",
                 other => panic!("unexpected {other:?}"),
             };
             self.inbound[instance].extend_from_slice(reply);
