@@ -40,7 +40,7 @@ nostd:
 	$(CARGO) build -p redlock-core --target thumbv7em-none-eabihf
 
 test-rust:
-	$(CARGO) test --workspace -- --nocapture 2>&1 | grep -v '^\s*$$' | grep -E --line-buffered -v '^test .* \.\.\. ok$$' ; exit $${PIPESTATUS[0]}
+	$(CARGO) test --workspace --no-fail-fast -- --nocapture 2>&1 | grep -v '^\s*$$' | grep -E --line-buffered -v '^test .* \.\.\. ok$$' ; exit $${PIPESTATUS[0]}
 
 docs:
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --workspace
