@@ -263,6 +263,8 @@ class Ballot {
   readonly promise: Promise<ExecutionStats>;
   readonly #clients: readonly Client[];
   readonly #voted = new Set<number>();
+  /** `NOSCRIPT` answers not followed (yet) by the script re-sent with `EVAL`. */
+  readonly #noscript = new Map<number, Error>();
   readonly #emit: (error: Error) => void;
   #resolve!: (stats: ExecutionStats) => void;
   #timer?: ReturnType<typeof setTimeout>;
@@ -274,6 +276,16 @@ class Ballot {
     this.stats = { membershipSize: clients.length, quorumSize: quorum, votesFor: new Set(), votesAgainst: new Map() };
     this.promise = new Promise((resolve) => (this.#resolve = resolve));
     this.#timer = setTimeout(() => this.#timeout(timeoutMs), Math.min(MAX_TIMER_MS, timeoutMs));
+  }
+
+  /**
+   * Instance `instance` answered `NOSCRIPT`. The machine re-sends the script with `EVAL` unless
+   * the attempt was decided already (`decided`): then, or if no other answer comes before the
+   * timeout, the `NOSCRIPT` error is the vote.
+   */
+  noscript(instance: number, error: Error, decided: boolean): void {
+    if (decided) this.vote(instance, error);
+    else this.#noscript.set(instance, error);
   }
 
   vote(instance: number, vote: Error | "for"): void {
@@ -288,7 +300,9 @@ class Ballot {
 
   #timeout(timeoutMs: number): void {
     this.#clients.forEach((_, i) => {
-      if (!this.#voted.has(i)) this.vote(i, new Error(`The redis instance did not answer within ${timeoutMs} ms.`));
+      if (!this.#voted.has(i)) {
+        this.vote(i, this.#noscript.get(i) ?? new Error(`The redis instance did not answer within ${timeoutMs} ms.`));
+      }
     });
     this.#close();
   }
@@ -334,6 +348,7 @@ class Tally {
     }
     const vote = voteOf(ex.command, ex.form, this.keys, ex.answer);
     if (vote !== null) this.ballot(attempt).vote(ex.instance, vote);
+    else if (ex.answer.kind === "replyError") this.ballot(attempt).noscript(ex.instance, ex.answer.error, ex.late);
   };
 
   /** The stats promises of attempts 1..n. */

@@ -245,6 +245,13 @@ export class Redlock {
     if (!Array.isArray(clients) || clients.length === 0) {
       throw new TypeError("Redlock needs an array of at least one Redis client");
     }
+    const twice = clients.findIndex((c, i) => clients.indexOf(c) !== i);
+    if (twice >= 0) {
+      // One server counted twice would make a minority look like a quorum.
+      throw new TypeError(
+        `client ${twice} is the same object as client ${clients.indexOf(clients[twice] as RedisClient)}: each client must reach its own independent instance`,
+      );
+    }
     this.clients = [...clients];
     this.#sends = this.clients.map((c, i) => sender(c, i));
     this.#settings = pickSettings(options);
@@ -295,6 +302,9 @@ export class Redlock {
     options: AcquireOptions = {},
   ): Promise<Lock> {
     options.signal?.throwIfAborted();
+    if (typeof ttlMs !== "number") {
+      throw new TypeError(`ttlMs must be a number of milliseconds (got ${typeof ttlMs})`);
+    }
     const config = this.#config(ttlMs, options);
     let machine: Acquire;
     try {
@@ -328,6 +338,9 @@ export class Redlock {
    */
   async extend(lock: Lock, ttlMs?: number): Promise<Lock> {
     this.#own(lock);
+    if (ttlMs !== undefined && typeof ttlMs !== "number") {
+      throw new TypeError(`ttlMs must be a number of milliseconds (got ${typeof ttlMs})`);
+    }
     return lock.serialize(async () => {
       if (lock.released) throw new Error("the lock was already released");
       const lease = lock.lease;
