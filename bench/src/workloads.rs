@@ -86,7 +86,7 @@ pub(crate) async fn latency(
 }
 
 /// (b) `holders` tasks per client, each on its own resource, acquire+release in a loop; the
-/// clients take turns in 1 s slices until each has run for `duration`.
+/// clients take turns in 1 s slices (in alternating order) until each has run for `duration`.
 pub(crate) async fn throughput(
     clients: &[Arc<Client>],
     prefixes: &[String],
@@ -98,8 +98,14 @@ pub(crate) async fn throughput(
         .round()
         .max(1.0) as usize;
     let mut totals = vec![(0u64, 0u64, 0f64); clients.len()];
-    for _ in 0..slices {
-        for (k, client) in clients.iter().enumerate() {
+    for round in 0..slices {
+        // Every other round in reverse order, so no client always follows the same one.
+        let mut order: Vec<usize> = (0..clients.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for k in order {
+            let client = &clients[k];
             let (done, errors, seconds) =
                 throughput_slice(Arc::clone(client), &prefixes[k], holders, slice).await;
             totals[k].0 += done;
