@@ -351,9 +351,12 @@ class Tally {
     else if (ex.answer.kind === "replyError") this.ballot(attempt).noscript(ex.instance, ex.answer.error, ex.late);
   };
 
-  /** The stats promises of attempts 1..n. */
+  /** The stats promises of attempts 1..n (an attempt that sent nothing has empty stats). */
   attempts(n: number): Promise<ExecutionStats>[] {
-    return Array.from({ length: n }, (_, i) => this.ballot(i + 1).promise);
+    return Array.from(
+      { length: n },
+      (_, i) => this.#ballots.get(i + 1)?.promise ?? Promise.resolve(emptyStats(this.clients.length, this.quorum)),
+    );
   }
 }
 
@@ -385,7 +388,8 @@ export default class Redlock extends EventEmitter {
   };
   readonly #list: readonly Client[];
   readonly #sends: readonly Send[];
-  readonly #settings: Effective;
+  /** The settings node-redlock does not have (the others are read from `settings`, live). */
+  readonly #instanceTimeout?: number;
   readonly #handoff?: Handoff;
   readonly #quorum: number;
 
@@ -410,9 +414,11 @@ export default class Redlock extends EventEmitter {
     }
     this.#list = [...this.clients];
     this.#sends = this.#list.map((c, i) => sender(c, i));
-    this.#settings = mergeSettings({ ...defaultSettings }, settings ?? {});
-    const { instanceTimeout: _, ...plain } = this.#settings;
-    this.settings = Object.freeze(plain);
+    const merged = mergeSettings({ ...defaultSettings }, settings ?? {});
+    const { instanceTimeout, ...plain } = merged;
+    this.#instanceTimeout = instanceTimeout;
+    // Like node-redlock's, a plain object read at every call (changing it is the caller's risk).
+    this.settings = plain;
     for (const name of ["acquireScript", "extendScript", "releaseScript"] as const) {
       if (scripts?.[name] !== undefined) {
         throw new TypeError(
@@ -431,7 +437,7 @@ export default class Redlock extends EventEmitter {
     if (fast !== undefined && typeof fast !== "boolean") {
       throw new TypeError(`fastHandoff must be a boolean (got ${String(fast)})`);
     }
-    const config = this.#config(2 ** 52, this.#settings, false);
+    const config = this.#config(2 ** 52, merged, false);
     this.#quorum = config.quorum;
     config.free();
     if (fast) this.#handoff = new Handoff(this.#list, this.#quorum);
@@ -450,6 +456,11 @@ export default class Redlock extends EventEmitter {
       ...(s.instanceTimeout !== undefined ? { instanceTimeoutMs: s.instanceTimeout } : {}),
       releaseNotification: notify,
     });
+  }
+
+  /** The settings of one call: this Redlock's, overridden by the call's, validated. */
+  #merge(over?: (Partial<Settings> & ExtraSettings) | null): Effective {
+    return mergeSettings({ ...this.settings, instanceTimeout: this.#instanceTimeout }, over ?? {});
   }
 
   /** Closes every client (`quit()`), and the fast-handoff duplicates. */
@@ -474,7 +485,7 @@ export default class Redlock extends EventEmitter {
     settings?: AcquireSettings,
   ): Promise<Lock<R>> {
     checkDuration(duration);
-    const s = mergeSettings(this.#settings, settings);
+    const s = this.#merge(settings);
     const keys = keyList(resources) as R[];
     const signal = settings?.signal;
     signal?.throwIfAborted();
@@ -517,7 +528,7 @@ export default class Redlock extends EventEmitter {
     // Immediately invalidate the lock, as node-redlock does.
     lock.expiration = 0;
     const lease = leaseOf(lock);
-    const config = this.#config(lease.ttlMs, this.#settings);
+    const config = this.#config(lease.ttlMs, this.#merge());
     const timeoutMs = config.instanceTimeoutMs;
     let machine: Release;
     try {
@@ -548,7 +559,7 @@ export default class Redlock extends EventEmitter {
   async extend<R extends Resource>(existing: Lock<R>, duration: number, settings?: Partial<Settings> & ExtraSettings): Promise<Lock<R>> {
     checkDuration(duration);
     this.#own(existing);
-    const s = mergeSettings(this.#settings, settings);
+    const s = this.#merge(settings);
     let lease = leaseOf(existing);
     if (existing.expiration < Date.now() || !(performance.now() < lease.validUntil)) {
       const error = new ExecutionError(EXPIRED_MESSAGE, []);
@@ -642,7 +653,7 @@ export default class Redlock extends EventEmitter {
   ): Promise<T> {
     checkDuration(duration);
     const perCall = settingsOrRoutine && typeof settingsOrRoutine !== "function" ? settingsOrRoutine : undefined;
-    const s = mergeSettings(this.#settings, perCall);
+    const s = this.#merge(perCall);
     const routine = optionalRoutine ?? settingsOrRoutine;
     if (typeof routine !== "function") {
       throw new Error("INVARIANT: routine is not a function.");
