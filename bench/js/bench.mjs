@@ -24,6 +24,7 @@ const seconds = Number(args.seconds ?? 5);
 const holders = Number(args.holders ?? 64);
 const workers = Number(args.workers ?? 8);
 const workloads = args.workloads ?? "abc";
+const thinkMs = Number(args.think ?? 1);
 const TTL = 10_000;
 const SHORT = { retryDelay: 10, retryJitter: 5, retryCount: 1_000_000 };
 
@@ -134,8 +135,8 @@ async function contention(client, key) {
         } catch {
           failed++;
         }
-        // Outside the lock for as long as inside, so the lock passes to a waiter.
-        await sleep(1);
+        // Outside the lock for a while, so the lock can pass to a waiter.
+        await sleep(thinkMs);
       }
       return mine;
     }),
@@ -154,6 +155,7 @@ async function contention(client, key) {
     workload: "contention",
     workers,
     hold_ms: 1,
+    think_ms: thinkMs,
     seconds,
     acquisitions: inWindow,
     per_sec: inWindow / seconds,

@@ -3,11 +3,13 @@
 //!
 //! ```text
 //! redlock-bench [--quick] [--iterations N] [--seconds S] [--no-js] [--json PATH]
+//!               [--workloads abc] [--clients NAME,...] [--think MS]
 //! ```
 //!
 //! Workloads: (a) latency of sequential acquire+release of fresh resources; (b) throughput of
 //! 64 holders on distinct resources; (c) contention of 8 workers on one resource, each holding it
-//! about 1 ms for a read-modify-write of a shared counter. Every run ends by counting the lock
+//! about 1 ms for a read-modify-write of a shared counter and then spending `--think` ms (default
+//! 1) outside it. Every run ends by counting the lock
 //! keys left on the instances. Prints tables and writes JSON (default
 //! `target/bench/results.json`). The Node clients run from `bench/js/bench.mjs` on the same
 //! instances.
@@ -42,6 +44,8 @@ struct Args {
     seconds: f64,
     holders: usize,
     workers: usize,
+    /// Time (ms) each contention worker spends outside the lock between holds.
+    think_ms: f64,
     js: bool,
     json: PathBuf,
     /// Which workloads to run: a (latency), b (throughput), c (contention).
@@ -72,6 +76,7 @@ fn parse_args() -> Args {
         seconds: 5.0,
         holders: 64,
         workers: 8,
+        think_ms: 1.0,
         js: true,
         json: workspace_root().join("target/bench/results.json"),
         workloads: "abc".into(),
@@ -90,6 +95,7 @@ fn parse_args() -> Args {
                 args.seconds = 1.0;
             }
             "--iterations" => args.iterations = value(&a).parse().unwrap_or_else(|_| fail(&a)),
+            "--think" => args.think_ms = value(&a).parse().unwrap_or_else(|_| fail(&a)),
             "--warmup" => args.warmup = value(&a).parse().unwrap_or_else(|_| fail(&a)),
             "--seconds" => args.seconds = value(&a).parse().unwrap_or_else(|_| fail(&a)),
             "--no-js" => args.js = false,
@@ -97,7 +103,7 @@ fn parse_args() -> Args {
             "--clients" => args.clients = Some(value(&a)),
             "--json" => args.json = PathBuf::from(value(&a)),
             "-h" | "--help" => {
-                println!("redlock-bench [--quick] [--iterations N] [--seconds S] [--no-js] [--json PATH] [--workloads abc] [--clients raw,redlock,rslock]");
+                println!("redlock-bench [--quick] [--iterations N] [--seconds S] [--no-js] [--json PATH] [--workloads abc] [--clients raw,redlock,rslock] [--think MS]");
                 std::process::exit(0);
             }
             other => fail(&format!("unknown argument {other}")),
@@ -268,7 +274,10 @@ async fn run_rust(args: &Args, cluster: &Cluster, rows: &mut Vec<Value>) {
             clients,
             &key,
             args.workers,
-            Duration::from_millis(1),
+            (
+                Duration::from_millis(1),
+                Duration::from_secs_f64(args.think_ms / 1e3),
+            ),
             seconds,
         )
         .await;
@@ -309,6 +318,8 @@ fn run_js(args: &Args, cluster: &Cluster, rows: &mut Vec<Value>, notes: &mut Vec
         .arg(args.workers.to_string())
         .arg("--workloads")
         .arg(&args.workloads)
+        .arg("--think")
+        .arg(args.think_ms.to_string())
         .stderr(std::process::Stdio::inherit())
         .output();
     let output = match output {
@@ -412,6 +423,7 @@ fn main() {
             "seconds": args.seconds,
             "holders": args.holders,
             "workers": args.workers,
+            "think_ms": args.think_ms,
             "ttl_ms": workloads::TTL.as_millis() as u64,
         },
         "core_ns": core_cost(),
@@ -463,6 +475,7 @@ mod tests {
             seconds: 0.5,
             holders: 8,
             workers: 4,
+            think_ms: 1.0,
             js: false,
             json: PathBuf::new(),
             workloads: "abc".into(),

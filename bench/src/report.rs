@@ -102,8 +102,8 @@ pub(crate) fn print(result: &Value) {
     }
 
     println!(
-        "\n(c) contention: {} workers on one resource, ~1 ms hold, {} s",
-        s["workers"], s["seconds"]
+        "\n(c) contention: {} workers on one resource, ~1 ms hold, ~{} ms outside the lock between holds, {} s",
+        s["workers"], s["think_ms"], s["seconds"]
     );
     println!(
         "{:<30} {:<13} {:>10} {:>10} {:>8} {:>8} {:>8} {:>6} {:>5} {:>9} {:>7} {:>6} {:>4}",
@@ -159,7 +159,7 @@ pub(crate) fn print(result: &Value) {
         );
     }
     println!(
-        "(each worker holds ~1 ms, then spends ~1 ms outside the lock; handoffs/s: acquisitions that passed the lock to another worker; hoff: ms from a holder calling release to another worker's acquire returning; retook: acquisitions by the worker that had just released; Jain: fairness over workers, 1 = equal)"
+        "(handoffs/s: acquisitions that passed the lock to another worker; hoff: ms from a holder calling release to another worker's acquire returning; retook: acquisitions by the worker that had just released; Jain: fairness over workers, 1 = equal)"
     );
 
     let core = &result["core_ns"];

@@ -165,13 +165,13 @@ async fn throughput_slice(
 
 /// (c) `workers` tasks on one resource (worker `w` on client `w % clients.len()`), each holding
 /// it about `hold` for a read-modify-write
-/// of a shared counter, then spending `hold` outside it before contending again (so a releaser
+/// of a shared counter, then spending `think` outside it before contending again (so a releaser
 /// does not simply take the lock back and the lock passes to a waiter), for `duration`.
 pub(crate) async fn contention(
     clients: Vec<Arc<Client>>,
     key: &str,
     workers: usize,
-    hold: Duration,
+    (hold, think): (Duration, Duration),
     duration: Duration,
 ) -> Value {
     let counter = Arc::new(AtomicU64::new(0));
@@ -213,7 +213,7 @@ pub(crate) async fn contention(
                             failed.fetch_add(1, Ordering::Relaxed);
                         }
                     }
-                    pause(hold).await;
+                    pause(think).await;
                 }
                 mine
             })
@@ -249,6 +249,7 @@ pub(crate) async fn contention(
         "workload": "contention",
         "workers": workers,
         "hold_ms": hold.as_secs_f64() * 1e3,
+        "think_ms": think.as_secs_f64() * 1e3,
         "hold_ms_measured": held * 1e3,
         "seconds": duration.as_secs_f64(),
         "acquisitions": in_window,
