@@ -36,7 +36,7 @@ lock = await lock.extend(5000);
 console.log(`extended: the old handle's expiration is ${old.expiration}, the new one is later: ${lock.expiration > Date.now() + 4000}`);
 const released = await lock.release();
 const votes = await released.attempts[0];
-console.log(`released on ${votes.votesFor.size} of ${votes.membershipSize} instances`);
+console.log(`released on a quorum: ${votes.votesFor.size >= votes.quorumSize} (${votes.quorumSize} of ${votes.membershipSize})`);
 
 // Contention: the error carries every attempt's votes.
 const held = await redlock.acquire(["app:job"], 5000);

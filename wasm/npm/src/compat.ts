@@ -284,12 +284,13 @@ class Ballot {
    * timeout, the `NOSCRIPT` error is the vote.
    */
   noscript(instance: number, error: Error, decided: boolean): void {
-    if (decided) this.vote(instance, error);
+    // Not a failure of the client (the script was not re-sent): a vote, not an "error" event.
+    if (decided) this.vote(instance, error, false);
     else this.#noscript.set(instance, error);
   }
 
-  vote(instance: number, vote: Error | "for"): void {
-    if (vote !== "for") this.#emit(vote);
+  vote(instance: number, vote: Error | "for", emit = true): void {
+    if (vote !== "for" && emit) this.#emit(vote);
     if (this.#closed || this.#voted.has(instance)) return;
     const client = this.#clients[instance] as Client;
     this.#voted.add(instance);
@@ -300,9 +301,10 @@ class Ballot {
 
   #timeout(timeoutMs: number): void {
     this.#clients.forEach((_, i) => {
-      if (!this.#voted.has(i)) {
-        this.vote(i, this.#noscript.get(i) ?? new Error(`The redis instance did not answer within ${timeoutMs} ms.`));
-      }
+      if (this.#voted.has(i)) return;
+      const noscript = this.#noscript.get(i);
+      if (noscript) this.vote(i, noscript, false);
+      else this.vote(i, new Error(`The redis instance did not answer within ${timeoutMs} ms.`));
     });
     this.#close();
   }

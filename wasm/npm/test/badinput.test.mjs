@@ -191,13 +191,18 @@ describe("keys and TTLs that are legal work byte for byte", () => {
         const binary = Buffer.from([0xff, 0x00, 0x0a, 0x80, 0x20, 0x2a]);
         const other = Buffer.from([0xc3, 0x28]);
         const lock = await redlock.acquire([binary, other], 5_000);
+        // On a quorum at least (an instance whose NOSCRIPT came after the decision holds
+        // neither key), and byte for byte.
+        let holding = 0;
         for (const a of admins) {
-          // The last instance's command may still be on its way: the lock was decided by two.
-          await eventually(async () => (await a.dbsize()) === 2);
           const keys = await a.keysBuffer("*");
+          if (keys.length === 0) continue;
+          holding++;
+          assert.equal(keys.length, 2);
           assert.ok(keys.some((k) => k.equals(binary)), `${api}: the binary key is not there byte for byte`);
           assert.ok(keys.some((k) => k.equals(other)));
         }
+        assert.ok(holding >= 2, `${api}: held on ${holding} instances`);
         const extended = await redlock.extend(lock, 6_000);
         await redlock.release(extended);
         for (const a of admins) assert.equal(await a.dbsize(), 0, `${api}: a key was left`);
@@ -331,12 +336,10 @@ describe("Redis answering with errors", () => {
       await redlock.release(extended);
       assert.deepEqual(await keysLeft(cluster, "bad:*"), []);
       if (api === "compat") {
-        // An instance whose NOSCRIPT came after the quorum decided is not re-sent the script:
-        // it votes against with the NOSCRIPT error (and then does not hold the lock). Nobody
-        // is reported as not answering.
-        for (const e of events) {
-          assert.ok(e instanceof ResourceLockedError || /^NOSCRIPT/.test(e.message), String(e));
-        }
+        // A NOSCRIPT is never a client failure. (An instance whose NOSCRIPT came after the
+        // quorum decided is not re-sent the script and holds no key: a later extend or release
+        // finds it not ours there, a ResourceLockedError.) Nobody is reported as not answering.
+        for (const e of events) assert.ok(e instanceof ResourceLockedError, String(e));
         const stats = await extended.attempts[0];
         assert.ok(stats.votesFor.size >= 2);
       } else {

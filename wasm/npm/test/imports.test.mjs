@@ -62,6 +62,7 @@ const ALLOWED = {
   Error: "thrown errors",
   // wasm-bindgen intrinsics.
   __wbindgen_bigint_get_as_i64: "intrinsic",
+  __wbindgen_boolean_get: "intrinsic (Config option releaseNotification)",
   __wbindgen_generic: "intrinsic",
   __wbindgen_init_externref_table: "intrinsic",
   __wbindgen_is_bigint: "intrinsic",
