@@ -267,6 +267,9 @@ class Ballot {
   readonly #noscript = new Map<number, Error>();
   readonly #emit: (error: Error) => void;
   #resolve!: (stats: ExecutionStats) => void;
+  #won?: () => void;
+  /** Resolves once a quorum voted for. */
+  readonly won: Promise<void> = new Promise((resolve) => (this.#won = resolve));
   #timer?: ReturnType<typeof setTimeout>;
   #closed = false;
 
@@ -296,6 +299,7 @@ class Ballot {
     this.#voted.add(instance);
     if (vote === "for") this.stats.votesFor.add(client);
     else this.stats.votesAgainst.set(client, vote);
+    if (this.stats.votesFor.size >= this.stats.quorumSize) this.#won?.();
     if (this.#voted.size === this.#clients.length) this.#close();
   }
 
@@ -451,7 +455,8 @@ export default class Redlock extends EventEmitter {
       instances: this.#list.length,
       ttlMs: duration,
       driftFactor: s.driftFactor,
-      retryCount: s.retryCount === -1 ? 2 ** 32 - 1 : s.retryCount,
+      // -1: until acquired. 2^32 - 2 retries, not 2^32 - 1: the core's attempt counter is a u32.
+      retryCount: s.retryCount === -1 ? 2 ** 32 - 2 : s.retryCount,
       retryDelayMs: delay,
       // node-redlock floors each delay at 0; the core keeps the jitter within the delay.
       retryJitterMs: Math.min(Math.floor(s.retryJitter), delay),
@@ -522,8 +527,9 @@ export default class Redlock extends EventEmitter {
 
   /**
    * Releases `lock` on every instance still holding its value, in one round (node-redlock
-   * retries). Resolves when a quorum deleted it; otherwise rejects with an `ExecutionError`
-   * (the keys left behind expire with their TTL). `settings` is accepted and unused.
+   * retries). Resolves as soon as a quorum deleted it; otherwise rejects with an
+   * `ExecutionError` once every instance answered or timed out (the keys left behind expire
+   * with their TTL). `settings` is accepted and unused.
    */
   async release<R extends Resource>(lock: Lock<R>, _settings?: Partial<Settings>): Promise<ExecutionResult> {
     this.#own(lock);
@@ -539,12 +545,16 @@ export default class Redlock extends EventEmitter {
       config.free();
     }
     const tally = new Tally(this, this.#list, this.#quorum, lease.resources.length, "release", timeoutMs);
-    await drive<ReleaseOutcome>(machine, this.#sends, {
+    const driven = drive<ReleaseOutcome>(machine, this.#sends, {
       clock: () => performance.now(),
       sent: tally.sent,
       observe: tally.observe,
     });
+    // As node-redlock, resolved as soon as a quorum deleted the keys; the stragglers' answers
+    // (or timeouts) complete the stats in the background.
     const ballot = tally.ballot(1);
+    driven.catch(() => undefined);
+    await Promise.race([driven, ballot.won]);
     const attempts = [ballot.promise];
     if (ballot.stats.votesFor.size >= this.#quorum) return { attempts };
     const error = new ExecutionError(QUORUM_MESSAGE, attempts);

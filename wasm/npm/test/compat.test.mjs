@@ -338,6 +338,26 @@ describe("compat, node-redlock's behaviour", () => {
     await cleanup();
   });
 
+  test("a black-holed instance: release resolves at the quorum, its vote is a timeout", WIDE, async () => {
+    const { cluster, clients, cleanup } = await setup(2);
+    const hole = { call: () => new Promise(() => {}) };
+    const redlock = new Redlock([clients[0], clients[1], hole], { instanceTimeout: 3_000 });
+    const events = [];
+    redlock.on("error", (e) => events.push(e));
+    const k = key("blackhole");
+    const lock = await redlock.acquire([k], 60_000);
+    const start = performance.now();
+    const result = await lock.release();
+    assert.ok(performance.now() - start < 1_500, `release took ${performance.now() - start} ms`);
+    assert.deepEqual(await keysLeft(cluster, k), []);
+    const stats = await result.attempts[0];
+    assert.ok(performance.now() - start >= 2_900, "the stats did not wait for the instance timeout");
+    assert.equal(stats.votesFor.size, 2);
+    assert.equal(stats.votesAgainst.get(hole).message, "The redis instance did not answer within 3000 ms.");
+    assert.ok(events.includes(stats.votesAgainst.get(hole)));
+    await cleanup();
+  });
+
   test("a NOSCRIPT answered after the decision is that instance's vote, not an error event", WIDE, async () => {
     class ReplyError extends Error {}
     const fast = { call: async (cmd) => (cmd === "EVALSHA" ? Promise.reject(new ReplyError("NOSCRIPT No matching script")) : 1) };
