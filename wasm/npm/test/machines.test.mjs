@@ -170,6 +170,56 @@ describe("Acquire", () => {
   });
 });
 
+describe("fast handoff hooks", () => {
+  test("isWaitingToRetry after a failed attempt; wake moves the retry up, within the spread", () => {
+    const config = new Config({ instances: 1, ttlMs: 10_000, retryCount: 2, retryDelayMs: 5_000, retryJitterMs: 0 });
+    const op = new Acquire(config, "k", T0);
+    assert.equal(op.isWaitingToRetry, false, "running its first attempt");
+    assert.equal(op.wake(T0, 0), false, "nothing to move while an attempt runs");
+    const [[send]] = drain(op);
+    op.handleReply(0, send.request, null, T0 + 1);
+    const [, wait] = drain(op);
+    assert.equal(wait.until, T0 + 1 + 5_000);
+    assert.equal(op.isWaitingToRetry, true);
+    assert.equal(op.wake(T0 + 10, 0), true);
+    const [retry] = drain(op);
+    assert.equal(retry.length, 1, "the next attempt started at once");
+    assert.equal(op.attempt, 2);
+    assert.equal(op.isWaitingToRetry, false);
+    op.handleReply(0, retry[0].request, null, T0 + 11);
+    drain(op);
+    assert.equal(op.wake(T0 + 20, 2), true);
+    const [, early] = drain(op);
+    assert.ok(early.until >= T0 + 20 && early.until <= T0 + 22, `retry at ${early.until}`);
+    // Misuse: time going backwards fails closed, like every other input.
+    assert.throws(() => op.wake(T0, 0), /backwards/);
+  });
+
+  test("releaseNotification: cleanups and releases run the announcing script", () => {
+    const notify = scripts().find((x) => x.name === "release-notify");
+    const plain = scripts().find((x) => x.name === "release");
+    assert.equal(new Config({ instances: 1, ttlMs: 1_000 }).releaseNotification, false);
+    assert.throws(() => new Config({ instances: 1, ttlMs: 1_000, releaseNotification: "yes" }), /releaseNotification must be a boolean/);
+    for (const [on, script] of [
+      [true, notify],
+      [false, plain],
+    ]) {
+      const config = new Config({ instances: 1, ttlMs: 1_000, retryCount: 0, releaseNotification: on });
+      assert.equal(config.releaseNotification, on);
+      const op = new Acquire(config, "k", T0);
+      const [[send]] = drain(op);
+      op.handleReply(0, send.request, null, T0 + 1);
+      // A NOSCRIPT-proof cleanup carries the full script.
+      const [[cleanup]] = drain(op);
+      assert.equal(cleanup.command, "release");
+      assert.deepEqual(cleanup.args.slice(0, 2), ["EVAL", script.source]);
+      const release = new Release(config, { resources: ["k"], value: op.value, ttlMs: 1_000, validUntil: T0 + 900 }, T0 + 2);
+      const [[r]] = drain(release);
+      assert.deepEqual(r.args.slice(0, 2), ["EVALSHA", script.sha1]);
+    }
+  });
+});
+
 describe("Extend and Release", () => {
   function acquired(ttlMs = 10_000) {
     const config = new Config({ instances: 3, ttlMs });
