@@ -64,11 +64,17 @@ function openSubscriber(client: RedisClient, onMessage: OnMessage, onBroken: () 
       disconnect(): void;
       status?: string;
     };
+    // Subscribe once connected (a client with enableOfflineQueue: false refuses commands before).
+    const ready = new Promise<void>((resolve, reject) => {
+      if (sub.status === "ready") return resolve();
+      sub.on("ready", () => resolve());
+      sub.on("end", () => reject(new Error("subscriber connection ended")));
+    });
     sub.on("error", () => onBroken());
     sub.on("end", () => onBroken());
     sub.on("messageBuffer", ((channel: Buffer, message: Buffer) => onMessage(channel, message)) as never);
     return {
-      ready: Promise.resolve(),
+      ready,
       subscribe: (channels) => sub.subscribe(...channels),
       unsubscribe: (channels) => sub.unsubscribe(...channels),
       close: () => sub.disconnect(),
