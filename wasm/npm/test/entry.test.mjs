@@ -24,3 +24,16 @@ test("a lease from one entry is accepted by the other", () => {
   const release = new cjs.Release(config, lease, 2);
   assert.equal(release.pollOutput().command, "release");
 });
+
+test("redlock-wasm/compat: default export and named classes, the same from import and require", async () => {
+  const esmCompat = await import("redlock-wasm/compat");
+  const cjsCompat = createRequire(import.meta.url)("redlock-wasm/compat");
+  // As node-redlock's CommonJS build: the class is `.default`.
+  assert.equal(typeof cjsCompat.default, "function");
+  assert.equal(esmCompat.default, cjsCompat.default);
+  for (const name of ["Redlock", "Lock", "ExecutionError", "ResourceLockedError"]) {
+    assert.equal(esmCompat[name], cjsCompat[name], name);
+  }
+  assert.equal(esmCompat.Redlock, esmCompat.default);
+  assert.ok(new esmCompat.default([{ call: async () => "OK" }]) instanceof (await import("node:events")).EventEmitter);
+});
