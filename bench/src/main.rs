@@ -8,11 +8,10 @@
 //!
 //! Workloads: (a) latency of sequential acquire+release of fresh resources; (b) throughput of
 //! 64 holders on distinct resources; (c) contention of 8 workers on one resource, each holding it
-//! about 1 ms for a read-modify-write of a shared counter and then spending `--think` ms (default
-//! 1) outside it. Every run ends by counting the lock
-//! keys left on the instances. Prints tables and writes JSON (default
-//! `target/bench/results.json`). The Node clients run from `bench/js/bench.mjs` on the same
-//! instances.
+//! about 1 ms for a read-modify-write of a shared counter and then spending `--think` ms
+//! (default 1) outside it. Every run ends by counting the lock keys left on the instances.
+//! Prints tables and writes JSON (default `target/bench/results.json`). The Node clients run
+//! from `bench/js/bench.mjs` on the same instances.
 
 mod alloc;
 mod clients;
