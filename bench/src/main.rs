@@ -245,7 +245,7 @@ async fn run_rust(args: &Args, cluster: &Cluster, rows: &mut Vec<Value>) {
     for (kind, retry, managers) in contended {
         let (mut name, settings) = label(kind, retry);
         if managers > 1 {
-            name = format!("{name}, {managers} managers");
+            name = format!("{name} x{managers}");
         }
         if !args.selected(&name) || !args.workloads.contains('c') {
             continue;
