@@ -198,7 +198,7 @@ impl<R: RngCore + CryptoRng> Acquire<R> {
         if fresh_value {
             self.value = Token::random(&mut self.rng);
         }
-        self.attempt += 1;
+        self.attempt = self.attempt.saturating_add(1);
         let deadline = t1
             .saturating_add(self.config.instance_timeout_ms())
             .min(self.attempt_deadline(t1));
