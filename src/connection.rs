@@ -75,8 +75,6 @@ pub(crate) struct Instance {
     generation: std::sync::atomic::AtomicU64,
     connecting: tokio::sync::Mutex<()>,
     connect_timeout: Duration,
-    /// A command unanswered for this long and then abandoned condemns its connection.
-    pub(crate) abandon_after: Duration,
 }
 
 impl std::fmt::Debug for Instance {
@@ -96,7 +94,6 @@ impl Instance {
             generation: std::sync::atomic::AtomicU64::new(0),
             connecting: tokio::sync::Mutex::new(()),
             connect_timeout,
-            abandon_after: Duration::from_millis(500),
         }
     }
 
@@ -157,22 +154,15 @@ impl Instance {
 
     /// Sends one command and returns the answer (never an error: failures are answers).
     ///
-    /// A command abandoned (its future dropped) after going unanswered for
-    /// [`Instance::abandon_after`] condemns its connection: replies are matched to requests by
-    /// order, so a connection that may have lost bytes must not carry later commands.
+    /// A connection whose command timed out is dropped by the driver ([`Instance::condemn`]),
+    /// where the core says so; here only a broken connection is.
     pub(crate) async fn run(&self, cmd: &redis::Cmd) -> Answer {
         let (generation, mut conn) = match self.generation_and_connection().await {
             Ok(c) => c,
             Err(e) => return Answer::Transport(e.to_string()),
         };
-        let mut guard = Abandoned {
-            instance: self,
-            generation,
-            sent: tokio::time::Instant::now(),
-            armed: true,
-        };
         // The inherent method, not `query_async`: that one boxes its future.
-        let answer = match conn.send_packed_command(cmd).await {
+        match conn.send_packed_command(cmd).await {
             Ok(v) => Answer::from_value(v),
             Err(e) => {
                 if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
@@ -180,25 +170,6 @@ impl Instance {
                 }
                 Answer::from_error(&e)
             }
-        };
-        guard.armed = false;
-        answer
-    }
-}
-
-/// Condemns a connection whose command was abandoned after waiting too long.
-struct Abandoned<'a> {
-    instance: &'a Instance,
-    generation: u64,
-    sent: tokio::time::Instant,
-    armed: bool,
-}
-
-impl Drop for Abandoned<'_> {
-    fn drop(&mut self) {
-        if self.armed && self.sent.elapsed() >= self.instance.abandon_after {
-            tracing::debug!(server = %self.instance.name, "dropping a connection with an abandoned command");
-            self.instance.invalidate(self.generation);
         }
     }
 }

@@ -265,17 +265,15 @@ impl Builder {
     /// Builds the manager without contacting any instance; connections open on first use.
     pub fn build(self) -> Result<Redlock, Error> {
         let config = self.config(REFERENCE_TTL)?;
-        // A command unanswered past the instance timeout (of a 10 s lock, unless fixed) and
-        // then abandoned condemns its connection.
-        let abandon_after = Duration::from_millis(config.instance_timeout_ms());
         let instances = self
             .urls
             .iter()
             .map(|url| {
-                let mut instance =
-                    Instance::new(self.client(url)?, redact(url), self.connect_timeout);
-                instance.abandon_after = abandon_after;
-                Ok(instance)
+                Ok(Instance::new(
+                    self.client(url)?,
+                    redact(url),
+                    self.connect_timeout,
+                ))
             })
             .collect::<Result<Vec<_>, Error>>()?;
         let handoff = if self.fast_handoff {
