@@ -1,10 +1,10 @@
 //! `Acquire`: takes a lock on a quorum of instances, or fails (as data) and cleans up.
 
-use redlock_core::{Acquire, Input};
+use redlock_core::Acquire;
 use wasm_bindgen::prelude::*;
 
 use crate::config::JsConfig;
-use crate::convert::{self, core_error, error, ms, OwnedReply, Packer};
+use crate::convert::{self, core_error, error, ms, Packer};
 use crate::rng::{self, SharedRng};
 
 /// The acquire machine for a JavaScript host: drain {@link Acquire.pollOutput} until it returns
@@ -68,17 +68,13 @@ impl JsAcquire {
         #[wasm_bindgen(unchecked_param_type = "Reply")] reply: &JsValue,
         #[wasm_bindgen(js_name = "atMs")] at_ms: f64,
     ) -> Result<(), JsError> {
-        let (instance, request) = (convert::instance(instance)?, convert::request(request)?);
-        let at = redlock_core::Instant::from_millis(ms(at_ms, "atMs")?);
-        let reply = OwnedReply::from_js(reply);
-        self.machine
-            .handle_input(Input::Reply {
-                instance,
-                request,
-                reply: reply.as_reply(),
-                at,
-            })
-            .map_err(core_error)
+        convert::feed_reply(
+            &mut |i| self.machine.handle_input(i),
+            instance,
+            request,
+            reply,
+            at_ms,
+        )
     }
 
     /// Request `request` to instance `instance` failed before a reply arrived (refused, reset,
@@ -90,15 +86,12 @@ impl JsAcquire {
         request: f64,
         #[wasm_bindgen(js_name = "atMs")] at_ms: f64,
     ) -> Result<(), JsError> {
-        let (instance, request) = (convert::instance(instance)?, convert::request(request)?);
-        let at = redlock_core::Instant::from_millis(ms(at_ms, "atMs")?);
-        self.machine
-            .handle_input(Input::TransportError {
-                instance,
-                request,
-                at,
-            })
-            .map_err(core_error)
+        convert::feed_transport_error(
+            &mut |i| self.machine.handle_input(i),
+            instance,
+            request,
+            at_ms,
+        )
     }
 
     /// Time passed: feed it when a `wait` deadline is reached (early or often is harmless).
@@ -107,10 +100,7 @@ impl JsAcquire {
         &mut self,
         #[wasm_bindgen(js_name = "nowMs")] now_ms: f64,
     ) -> Result<(), JsError> {
-        let now = redlock_core::Instant::from_millis(ms(now_ms, "nowMs")?);
-        self.machine
-            .handle_input(Input::Timeout { now })
-            .map_err(core_error)
+        convert::feed_timeout(&mut |i| self.machine.handle_input(i), now_ms)
     }
 
     /// Stops the acquire: no further attempt starts and everything sent is released; the

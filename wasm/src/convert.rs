@@ -6,8 +6,9 @@
 use js_sys::{Array, JsString, Uint8Array};
 use redlock_core::{
     AcquireFailure, AcquireOutcome, Command, CommandForm, CommandKind, Error as CoreError,
-    ExtendFailure, ExtendOutcome, InstanceStatus, Lease, Output, ReleaseOutcome, Reply, Report,
-    RequestId, Resources, ServerError, Token, MAX_INSTANCES, MAX_KEY_LEN, MAX_RESOURCES,
+    ExtendFailure, ExtendOutcome, Input, InstanceStatus, Instant, Lease, Output, ReleaseOutcome,
+    Reply, Report, RequestId, Resources, ServerError, Token, MAX_INSTANCES, MAX_KEY_LEN,
+    MAX_RESOURCES,
 };
 use wasm_bindgen::prelude::*;
 
@@ -414,4 +415,50 @@ pub(crate) fn extend_outcome(o: &ExtendOutcome, packer: &mut Packer) -> JsValue 
 pub(crate) fn release_outcome(o: &ReleaseOutcome, _packer: &mut Packer) -> JsValue {
     // At most MAX_INSTANCES.
     released_outcome(o.confirmed, o.deleted as u32, report(&o.report))
+}
+
+/// The fallible `handle_input` of any of the three machines.
+pub(crate) type Handle<'m> = &'m mut dyn FnMut(Input<'_>) -> Result<(), CoreError>;
+
+/// Checks the JS arguments of `handleReply` and feeds the reply to `handle`.
+pub(crate) fn feed_reply(
+    handle: Handle<'_>,
+    instance: f64,
+    request: f64,
+    reply: &JsValue,
+    at_ms: f64,
+) -> Result<(), JsError> {
+    let (instance, request) = (self::instance(instance)?, self::request(request)?);
+    let at = Instant::from_millis(ms(at_ms, "atMs")?);
+    let reply = OwnedReply::from_js(reply);
+    handle(Input::Reply {
+        instance,
+        request,
+        reply: reply.as_reply(),
+        at,
+    })
+    .map_err(core_error)
+}
+
+/// Checks the JS arguments of `handleTransportError` and feeds the failure to `handle`.
+pub(crate) fn feed_transport_error(
+    handle: Handle<'_>,
+    instance: f64,
+    request: f64,
+    at_ms: f64,
+) -> Result<(), JsError> {
+    let (instance, request) = (self::instance(instance)?, self::request(request)?);
+    let at = Instant::from_millis(ms(at_ms, "atMs")?);
+    handle(Input::TransportError {
+        instance,
+        request,
+        at,
+    })
+    .map_err(core_error)
+}
+
+/// Checks the JS argument of `handleTimeout` and feeds the tick to `handle`.
+pub(crate) fn feed_timeout(handle: Handle<'_>, now_ms: f64) -> Result<(), JsError> {
+    let now = Instant::from_millis(ms(now_ms, "nowMs")?);
+    handle(Input::Timeout { now }).map_err(core_error)
 }

@@ -1,10 +1,10 @@
 //! `Extend`: resets the TTL of a held lock's keys on a quorum, never re-creating a key.
 
-use redlock_core::{Extend, Input};
+use redlock_core::Extend;
 use wasm_bindgen::prelude::*;
 
 use crate::config::JsConfig;
-use crate::convert::{self, core_error, ms, OwnedReply, Packer};
+use crate::convert::{self, core_error, ms, Packer};
 
 /// The extend machine for a JavaScript host, driven like {@link Acquire}. It extends `lease` to
 /// the TTL of `config` (see {@link Config.withTtl}); it refuses an expired lease (outcome
@@ -60,17 +60,13 @@ impl JsExtend {
         #[wasm_bindgen(unchecked_param_type = "Reply")] reply: &JsValue,
         #[wasm_bindgen(js_name = "atMs")] at_ms: f64,
     ) -> Result<(), JsError> {
-        let (instance, request) = (convert::instance(instance)?, convert::request(request)?);
-        let at = redlock_core::Instant::from_millis(ms(at_ms, "atMs")?);
-        let reply = OwnedReply::from_js(reply);
-        self.machine
-            .handle_input(Input::Reply {
-                instance,
-                request,
-                reply: reply.as_reply(),
-                at,
-            })
-            .map_err(core_error)
+        convert::feed_reply(
+            &mut |i| self.machine.handle_input(i),
+            instance,
+            request,
+            reply,
+            at_ms,
+        )
     }
 
     /// Request `request` to instance `instance` failed before a reply arrived.
@@ -81,15 +77,12 @@ impl JsExtend {
         request: f64,
         #[wasm_bindgen(js_name = "atMs")] at_ms: f64,
     ) -> Result<(), JsError> {
-        let (instance, request) = (convert::instance(instance)?, convert::request(request)?);
-        let at = redlock_core::Instant::from_millis(ms(at_ms, "atMs")?);
-        self.machine
-            .handle_input(Input::TransportError {
-                instance,
-                request,
-                at,
-            })
-            .map_err(core_error)
+        convert::feed_transport_error(
+            &mut |i| self.machine.handle_input(i),
+            instance,
+            request,
+            at_ms,
+        )
     }
 
     /// Time passed: feed it when a `wait` deadline is reached.
@@ -98,9 +91,6 @@ impl JsExtend {
         &mut self,
         #[wasm_bindgen(js_name = "nowMs")] now_ms: f64,
     ) -> Result<(), JsError> {
-        let now = redlock_core::Instant::from_millis(ms(now_ms, "nowMs")?);
-        self.machine
-            .handle_input(Input::Timeout { now })
-            .map_err(core_error)
+        convert::feed_timeout(&mut |i| self.machine.handle_input(i), now_ms)
     }
 }
