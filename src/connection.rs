@@ -1,8 +1,9 @@
 //! One lazily connected, auto-reconnecting, multiplexed connection per instance.
 
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, RedisError, Value};
 use redlock_core::{Command, Reply};
@@ -70,8 +71,9 @@ pub(crate) struct Instance {
     client: Client,
     /// The redacted URL, for errors and logs.
     pub(crate) name: String,
-    /// The connection and its generation (bumped on every new connection).
-    current: Mutex<Option<(u64, MultiplexedConnection)>>,
+    /// The connection and its generation (bumped on every new connection). Read on every
+    /// command from every thread, so it is read without a lock or a shared counter.
+    current: ArcSwapOption<Connected>,
     generation: std::sync::atomic::AtomicU64,
     connecting: tokio::sync::Mutex<()>,
     connect_timeout: Duration,
@@ -90,15 +92,19 @@ impl Instance {
         Self {
             client,
             name,
-            current: Mutex::new(None),
+            current: ArcSwapOption::empty(),
             generation: std::sync::atomic::AtomicU64::new(0),
             connecting: tokio::sync::Mutex::new(()),
             connect_timeout,
         }
     }
 
-    fn cached(&self) -> Option<(u64, MultiplexedConnection)> {
-        self.current.lock().ok()?.clone()
+    /// The current connection (a clone of the handle) and its generation, if there is one.
+    pub(crate) fn cached(&self) -> Option<(u64, MultiplexedConnection)> {
+        self.current
+            .load()
+            .as_ref()
+            .map(|c| (c.generation, c.conn.clone()))
     }
 
     /// The connection, connecting first if there is none. One connect at a time per instance.
@@ -127,29 +133,27 @@ impl Instance {
             .generation
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             + 1;
-        if let Ok(mut slot) = self.current.lock() {
-            *slot = Some((generation, conn.clone()));
-        }
+        self.current.store(Some(Arc::new(Connected {
+            generation,
+            conn: conn.clone(),
+        })));
         Ok((generation, conn))
     }
 
     /// Drops the current connection: a command on it timed out, and a connection that may have
     /// lost bytes matches later replies to the wrong requests. The next command reconnects.
     pub(crate) fn condemn(&self) {
-        if let Ok(mut slot) = self.current.lock() {
-            if slot.take().is_some() {
-                tracing::debug!(server = %self.name, "dropping a connection after a timeout");
-            }
+        if self.current.swap(None).is_some() {
+            tracing::debug!(server = %self.name, "dropping a connection after a timeout");
         }
     }
 
     /// Forgets connection `generation` (if still current) so the next command reconnects.
-    fn invalidate(&self, generation: u64) {
-        if let Ok(mut slot) = self.current.lock() {
-            if slot.as_ref().is_some_and(|(g, _)| *g == generation) {
-                *slot = None;
-            }
-        }
+    pub(crate) fn invalidate(&self, generation: u64) {
+        self.current.rcu(|current| match current {
+            Some(c) if c.generation == generation => None,
+            other => other.clone(),
+        });
     }
 
     /// Sends one command and returns the answer (never an error: failures are answers).
@@ -161,15 +165,29 @@ impl Instance {
             Ok(c) => c,
             Err(e) => return Answer::Transport(e.to_string()),
         };
-        // The inherent method, not `query_async`: that one boxes its future.
-        match conn.send_packed_command(cmd).await {
-            Ok(v) => Answer::from_value(v),
-            Err(e) => {
-                if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
-                    self.invalidate(generation);
-                }
-                Answer::from_error(&e)
-            }
+        let (answer, broken) = run_on(&mut conn, cmd).await;
+        if broken {
+            self.invalidate(generation);
+        }
+        answer
+    }
+}
+
+/// A connection and its generation, as an [`Instance`] keeps it.
+struct Connected {
+    generation: u64,
+    conn: MultiplexedConnection,
+}
+
+/// Sends one command on `conn`: the answer, and whether the connection is broken (the caller
+/// then invalidates it).
+pub(crate) async fn run_on(conn: &mut MultiplexedConnection, cmd: &redis::Cmd) -> (Answer, bool) {
+    // The inherent method, not `query_async`: that one boxes its future.
+    match conn.send_packed_command(cmd).await {
+        Ok(v) => (Answer::from_value(v), false),
+        Err(e) => {
+            let broken = e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error();
+            (Answer::from_error(&e), broken)
         }
     }
 }

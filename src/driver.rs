@@ -8,11 +8,13 @@ use std::time::Duration;
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
 use redlock_core::{
-    Acquire, CommandKind, Error as CoreError, Extend, Input, InstanceStatus, Instant, Output,
-    Release, Report, RequestId, Resources, Token,
+    Acquire, Command, CommandForm, CommandKind, Error as CoreError, Extend, Input, InstanceStatus,
+    Instant, Output, Release, Report, RequestId, Resources, Token,
 };
 
-use crate::connection::{to_redis, Answer};
+use redis::aio::MultiplexedConnection;
+
+use crate::connection::{run_on, to_redis, Answer, Instance};
 use crate::error::InstanceResult;
 use crate::handoff::Subscription;
 use crate::observe::{Observation, ObservedReply, Observer, Operation};
@@ -115,27 +117,111 @@ impl Machine for Release {
     }
 }
 
-/// What a command in flight resolves to: instance, request, answer, and whether it was a release.
-pub(crate) type Sent = (usize, RequestId, Answer, bool);
+/// What a command in flight resolves to.
+pub(crate) struct Sent {
+    instance: usize,
+    request: RequestId,
+    answer: Answer,
+    /// It was a release (which must reach Redis even if the driver stops polling).
+    is_release: bool,
+    /// The generation of the connection it broke, if it did: the receiver invalidates it.
+    broken: Option<u64>,
+}
+
+impl Sent {
+    /// Forgets the connection this command found broken, so the next command reconnects.
+    fn invalidate_broken(&self, inner: &Inner) {
+        if let (Some(generation), Some(instance)) =
+            (self.broken, inner.instances.get(self.instance))
+        {
+            instance.invalidate(generation);
+        }
+    }
+}
+
+/// Where a command goes.
+pub(crate) enum Route {
+    /// Over the instance's current connection (the common case: no shared state touched
+    /// while the command is in flight, so tasks on different threads do not contend).
+    Connected {
+        generation: u64,
+        conn: MultiplexedConnection,
+    },
+    /// There is no connection yet: connect first.
+    Connect(Arc<Inner>),
+}
+
+impl Route {
+    fn to(inner: &Arc<Inner>, instance: usize) -> Self {
+        match inner.instances.get(instance).and_then(Instance::cached) {
+            Some((generation, conn)) => Self::Connected { generation, conn },
+            None => Self::Connect(Arc::clone(inner)),
+        }
+    }
+}
 
 /// Sends one command to instance `instance`. The driver keeps one such future per command in
 /// flight, unboxed: its type is a parameter of [`Driver`], fixed by [`Driver::new`].
 async fn send(
-    inner: Arc<Inner>,
+    route: Route,
     instance: usize,
     request: RequestId,
-    cmd: redis::Cmd,
+    cmd: Arc<redis::Cmd>,
     is_release: bool,
 ) -> Sent {
-    let answer = match inner.instances.get(instance) {
-        Some(i) => i.run(&cmd).await,
-        None => Answer::Transport("no such instance".into()),
+    let (answer, broken) = match route {
+        Route::Connected {
+            generation,
+            mut conn,
+        } => {
+            let (answer, broken) = run_on(&mut conn, &cmd).await;
+            (answer, broken.then_some(generation))
+        }
+        // Boxed: connecting is rare, and its future (the whole connection handshake) is
+        // several times the size of the rest, which every command in flight would carry.
+        Route::Connect(inner) => {
+            Box::pin(async move {
+                match inner.instances.get(instance) {
+                    Some(i) => (i.run(&cmd).await, None),
+                    None => (Answer::Transport("no such instance".into()), None),
+                }
+            })
+            .await
+        }
     };
-    (instance, request, answer, is_release)
+    Sent {
+        instance,
+        request,
+        answer,
+        is_release,
+        broken,
+    }
 }
 
 /// The type of [`send`], as a [`Driver`] stores it.
-type SendFn<F> = fn(Arc<Inner>, usize, RequestId, redis::Cmd, bool) -> F;
+type SendFn<F> = fn(Route, usize, RequestId, Arc<redis::Cmd>, bool) -> F;
+
+/// What makes two commands of one machine the same bytes (its resources never change).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct CommandKey {
+    kind: CommandKind,
+    form: CommandForm,
+    value: Token,
+    ttl_ms: u64,
+    script: Option<&'static str>,
+}
+
+impl CommandKey {
+    fn of(command: &Command<'_>) -> Self {
+        Self {
+            kind: command.kind(),
+            form: command.form(),
+            value: *command.value(),
+            ttl_ms: command.ttl_ms(),
+            script: command.script().map(|s| s.sha1),
+        }
+    }
+}
 
 /// How far apart waiters woken by the same release retry, against a thundering herd. A waiter's
 /// first wake-up retries at once (the waiters of one process are woken one at a time, so only
@@ -275,8 +361,10 @@ impl Observed {
 
 /// Runs one machine to its outcome. Dropping it before the end cancels the machine and finishes
 /// its cleanup in the background.
-pub(crate) struct Driver<M: Machine, F: Future<Output = Sent> + Send + 'static> {
-    inner: Arc<Inner>,
+pub(crate) struct Driver<'a, M: Machine, F: Future<Output = Sent> + Send + 'static> {
+    /// Borrowed, not cloned: tasks on every thread share this `Arc`, and bumping its count on
+    /// each operation makes the threads fight over its cache line.
+    inner: &'a Arc<Inner>,
     machine: Option<M>,
     /// Sends a command (always [`send`]; stored so the background cleanup can keep sending).
     send: SendFn<F>,
@@ -299,14 +387,17 @@ pub(crate) struct Driver<M: Machine, F: Future<Output = Sent> + Send + 'static> 
     /// Instances whose connection was dropped after a timeout, for the attempt in the high
     /// bits (so each timeout condemns a connection once).
     condemned: (u32, u32),
+    /// The last command built: a round sends the same bytes to every instance, so it is built
+    /// once and shared.
+    last_command: Option<(CommandKey, Arc<redis::Cmd>)>,
 }
 
-impl<M: Machine> Driver<M, std::future::Pending<Sent>> {
+impl<M: Machine> Driver<'_, M, std::future::Pending<Sent>> {
     /// A driver for `machine`, whose commands go out through [`send`].
     pub(crate) fn new(
-        inner: Arc<Inner>,
+        inner: &Arc<Inner>,
         machine: M,
-    ) -> Driver<M, impl Future<Output = Sent> + Send + 'static> {
+    ) -> Driver<'_, M, impl Future<Output = Sent> + Send + 'static> {
         Driver {
             inner,
             machine: Some(machine),
@@ -320,11 +411,12 @@ impl<M: Machine> Driver<M, std::future::Pending<Sent>> {
             waiter: None,
             woken: false,
             condemned: (0, 0),
+            last_command: None,
         }
     }
 }
 
-impl<M: Machine, F: Future<Output = Sent> + Send + 'static> Driver<M, F> {
+impl<M: Machine, F: Future<Output = Sent> + Send + 'static> Driver<'_, M, F> {
     /// Reports this operation of lock `lock` to the manager's observer, if it has one.
     pub(crate) fn observed(mut self, lock: u64) -> Self {
         self.observed = self
@@ -360,7 +452,15 @@ impl<M: Machine, F: Future<Output = Sent> + Send + 'static> Driver<M, F> {
                 match machine.poll() {
                     Output::Send(tx) => {
                         let kind = tx.command.kind();
-                        let cmd = to_redis(&tx.command);
+                        let key = CommandKey::of(&tx.command);
+                        let cmd = match &self.last_command {
+                            Some((k, cmd)) if *k == key => Arc::clone(cmd),
+                            _ => {
+                                let cmd = Arc::new(to_redis(&tx.command));
+                                self.last_command = Some((key, Arc::clone(&cmd)));
+                                cmd
+                            }
+                        };
                         let (instance, request) = (tx.instance, tx.request);
                         let value = *tx.command.value();
                         if let Some(obs) = self.observed.as_mut() {
@@ -372,7 +472,7 @@ impl<M: Machine, F: Future<Output = Sent> + Send + 'static> Driver<M, F> {
                             self.releases_inflight += 1;
                         }
                         self.inflight.push((self.send)(
-                            Arc::clone(&self.inner),
+                            Route::to(self.inner, instance),
                             instance,
                             request,
                             cmd,
@@ -382,7 +482,7 @@ impl<M: Machine, F: Future<Output = Sent> + Send + 'static> Driver<M, F> {
                     Output::Wait { until } => break until,
                     Output::Done(outcome) => {
                         let outcome = outcome.clone();
-                        Self::condemn_timed_out(&self.inner, &mut self.condemned, &*machine);
+                        Self::condemn_timed_out(self.inner, &mut self.condemned, &*machine);
                         self.done = true;
                         self.waiter = None;
                         self.finish_in_background();
@@ -405,7 +505,9 @@ impl<M: Machine, F: Future<Output = Sent> + Send + 'static> Driver<M, F> {
             };
             let input = tokio::select! {
                 biased;
-                Some((instance, request, answer, is_release)) = self.inflight.next() => {
+                Some(sent) = self.inflight.next() => {
+                    sent.invalidate_broken(self.inner);
+                    let Sent { instance, request, answer, is_release, .. } = sent;
                     if is_release {
                         self.releases_inflight -= 1;
                     }
@@ -454,7 +556,7 @@ impl<M: Machine, F: Future<Output = Sent> + Send + 'static> Driver<M, F> {
                 None => machine.handle(Input::Timeout { now }),
             };
             if input.is_none() {
-                Self::condemn_timed_out(&self.inner, &mut self.condemned, &*machine);
+                Self::condemn_timed_out(self.inner, &mut self.condemned, &*machine);
             }
             if let Err(e) = result {
                 // Instances come from the machine itself and the clock is monotonic, so this
@@ -521,8 +623,13 @@ impl<M: Machine, F: Future<Output = Sent> + Send + 'static> Driver<M, F> {
         let mut inflight = std::mem::take(&mut self.inflight);
         self.releases_inflight = 0;
         let limit = self.background_limit();
+        let inner = Arc::clone(self.inner);
         spawn(async move {
-            let drain = async { while inflight.next().await.is_some() {} };
+            let drain = async {
+                while let Some(sent) = inflight.next().await {
+                    sent.invalidate_broken(&inner);
+                }
+            };
             let _ = tokio::time::timeout(limit, drain).await;
         });
     }
@@ -532,7 +639,7 @@ impl<M: Machine, F: Future<Output = Sent> + Send + 'static> Driver<M, F> {
     }
 }
 
-impl<M: Machine, F: Future<Output = Sent> + Send + 'static> Drop for Driver<M, F> {
+impl<M: Machine, F: Future<Output = Sent> + Send + 'static> Drop for Driver<'_, M, F> {
     fn drop(&mut self) {
         if self.done {
             return;
@@ -541,7 +648,7 @@ impl<M: Machine, F: Future<Output = Sent> + Send + 'static> Drop for Driver<M, F
             return;
         };
         // Dropped mid-operation: cancel, then finish the cleanup in the background.
-        let inner = Arc::clone(&self.inner);
+        let inner = Arc::clone(self.inner);
         let inflight = std::mem::take(&mut self.inflight);
         let send = self.send;
         let releases_inflight = self.releases_inflight;
@@ -551,7 +658,7 @@ impl<M: Machine, F: Future<Output = Sent> + Send + 'static> Drop for Driver<M, F
         spawn(async move {
             let mut driver = Driver {
                 details: Vec::new(),
-                inner,
+                inner: &inner,
                 machine: Some(machine),
                 send,
                 inflight,
@@ -562,6 +669,7 @@ impl<M: Machine, F: Future<Output = Sent> + Send + 'static> Drop for Driver<M, F
                 waiter: None,
                 woken: false,
                 condemned: (0, 0),
+                last_command: None,
             };
             let _ = tokio::time::timeout(limit, driver.run()).await;
             // Out of time: stop here rather than cancelling again.

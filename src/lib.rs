@@ -424,7 +424,7 @@ impl Redlock {
                 at: started,
             });
         }
-        let mut driver = Driver::new(Arc::clone(&self.inner), machine).observed(id);
+        let mut driver = Driver::new(&self.inner, machine).observed(id);
         let outcome = driver.run().instrument(span).await;
         if let Some(o) = &self.inner.observer {
             observe_outcome(o.as_ref(), id, &outcome, &driver, self.inner.clock.now());
@@ -476,6 +476,7 @@ fn observe_outcome(
     lock: u64,
     outcome: &AcquireOutcome,
     driver: &Driver<
+        '_,
         Acquire<SystemRng>,
         impl std::future::Future<Output = driver::Sent> + Send + 'static,
     >,

@@ -254,7 +254,7 @@ impl Shared {
                 t1: now,
             });
         }
-        let mut driver = Driver::new(Arc::clone(&self.inner), machine).observed(self.id);
+        let mut driver = Driver::new(&self.inner, machine).observed(self.id);
         let outcome = driver.run().instrument(span).await;
         if let Some(o) = &self.inner.observer {
             let decided = driver.last_input().unwrap_or(now);
@@ -342,7 +342,7 @@ impl Shared {
                 at: started,
             });
         }
-        let mut driver = Driver::new(Arc::clone(&self.inner), machine).observed(self.id);
+        let mut driver = Driver::new(&self.inner, machine).observed(self.id);
         let outcome = driver.run().instrument(span).await;
         if let Some(o) = &self.inner.observer {
             o.observe(&Observation::Released {

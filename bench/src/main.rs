@@ -224,7 +224,8 @@ async fn run_rust(args: &Args, cluster: &Cluster, rows: &mut Vec<Value>) {
             .collect();
         let shared: Vec<Arc<clients::Client>> =
             clients.iter().map(|(_, c)| Arc::clone(c)).collect();
-        let results = workloads::throughput(&shared, &prefixes, args.holders, seconds).await;
+        let pids: Vec<u32> = cluster.iter().filter_map(|i| i.pid()).collect();
+        let results = workloads::throughput(&shared, &prefixes, args.holders, seconds, &pids).await;
         for (((name, _), prefix), mut row) in clients.iter().zip(&prefixes).zip(results) {
             row["keys_left"] = json!(keys_left(cluster, prefix));
             push(rows, row, name, "default");
@@ -389,7 +390,12 @@ fn main() {
         ))
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(
+            std::env::var("BENCH_WORKER_THREADS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(2),
+        )
         .enable_all()
         .build()
         .unwrap_or_else(|e| fail(&format!("tokio: {e}")));

@@ -86,20 +86,27 @@ pub(crate) fn print(result: &Value) {
         s["holders"], s["seconds"]
     );
     println!(
-        "{:<30} {:>12} {:>8} {:>8} {:>5}",
-        "client", "acquires/s", "vs raw", "errors", "keys"
+        "{:<30} {:>12} {:>8} {:>12} {:>12} {:>8} {:>5}",
+        "client", "acquires/s", "vs raw", "client cpu", "servers cpu", "errors", "keys"
     );
     for r in rows(result, "throughput") {
         let v = num(&r["per_sec"]);
+        let us = |k: &str| match num(&r[k]) {
+            Some(x) => format!("{x:.1} us"),
+            None => "-".to_owned(),
+        };
         println!(
-            "{:<30} {:>12} {:>8} {:>8} {:>5}",
+            "{:<30} {:>12} {:>8} {:>12} {:>12} {:>8} {:>5}",
             name(r),
             fmt(v, 0),
             ratio(v, raw_tp),
+            us("client_cpu_us"),
+            us("server_cpu_us"),
             r["errors"],
             r["keys_left"]
         );
     }
+    println!("(cpu: user + system time per acquisition, of this process and of the 5 servers)");
 
     println!(
         "\n(c) contention: {} workers on one resource, ~1 ms hold, ~{} ms outside the lock between holds, {} s",

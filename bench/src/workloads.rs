@@ -92,12 +92,15 @@ pub(crate) async fn throughput(
     prefixes: &[String],
     holders: usize,
     duration: Duration,
+    servers: &[u32],
 ) -> Vec<Value> {
     let slice = Duration::from_secs(1).min(duration);
     let slices = (duration.as_secs_f64() / slice.as_secs_f64())
         .round()
         .max(1.0) as usize;
     let mut totals = vec![(0u64, 0u64, 0f64); clients.len()];
+    // CPU seconds spent in this process (the client) and in the servers, per client.
+    let mut cpu = vec![(0f64, 0f64); clients.len()];
     for round in 0..slices {
         // Every other round in reverse order, so no client always follows the same one.
         let mut order: Vec<usize> = (0..clients.len()).collect();
@@ -106,8 +109,11 @@ pub(crate) async fn throughput(
         }
         for k in order {
             let client = &clients[k];
+            let (own, theirs) = (cpu_seconds(None), servers_cpu_seconds(servers));
             let (done, errors, seconds) =
                 throughput_slice(Arc::clone(client), &prefixes[k], holders, slice).await;
+            cpu[k].0 += cpu_seconds(None) - own;
+            cpu[k].1 += servers_cpu_seconds(servers) - theirs;
             totals[k].0 += done;
             totals[k].1 += errors;
             totals[k].2 += seconds;
@@ -115,8 +121,12 @@ pub(crate) async fn throughput(
     }
     totals
         .into_iter()
-        .map(|(done, errors, seconds)| {
+        .zip(cpu)
+        .map(|((done, errors, seconds), (own, theirs))| {
+            let per = |s: f64| s * 1e6 / done.max(1) as f64;
             json!({
+                "client_cpu_us": per(own),
+                "server_cpu_us": per(theirs),
                 "workload": "throughput",
                 "holders": holders,
                 "seconds": seconds,
@@ -269,6 +279,35 @@ pub(crate) async fn contention(
 /// next millisecond tick, Node's do not: the hold should be alike on both sides).
 async fn pause(d: Duration) {
     let _ = tokio::task::spawn_blocking(move || std::thread::sleep(d)).await;
+}
+
+/// CPU time (user + system, seconds) of process `pid`, or of this one, from `/proc`; 0 where
+/// there is no `/proc`.
+pub(crate) fn cpu_seconds(pid: Option<u32>) -> f64 {
+    let path = match pid {
+        Some(p) => format!("/proc/{p}/stat"),
+        None => "/proc/self/stat".to_owned(),
+    };
+    let Ok(stat) = std::fs::read_to_string(path) else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces, so split after its ')'): state is
+    // field 3, utime 14 and stime 15, in clock ticks (100 per second on Linux).
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn servers_cpu_seconds(pids: &[u32]) -> f64 {
+    pids.iter().map(|&p| cpu_seconds(Some(p))).sum()
 }
 
 /// Jain's fairness index of the per-worker counts: 1 when equal, 1/n when one worker got all.

@@ -88,6 +88,7 @@ pub struct Command<'a> {
     form: CommandForm,
     resources: &'a Resources,
     value: &'a Token,
+    ttl_ms: u64,
     ttl: Decimal,
     numkeys: Decimal,
     notify: bool,
@@ -157,6 +158,7 @@ impl<'a> Command<'a> {
             form,
             resources,
             value,
+            ttl_ms,
             ttl: Decimal::new(ttl_ms),
             numkeys: Decimal::new(resources.len() as u64),
             notify: false,
@@ -212,10 +214,7 @@ impl<'a> Command<'a> {
 
     /// The TTL argument in milliseconds (0 for a release, which has none).
     pub fn ttl_ms(&self) -> u64 {
-        core::str::from_utf8(self.ttl.as_bytes())
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0)
+        self.ttl_ms
     }
 
     /// The number of arguments, the command name included.
