@@ -203,8 +203,23 @@ async fn run_latency(args: &Args, cluster: &Cluster, rows: &mut Vec<Value>) {
         .collect();
     let plain: Vec<&clients::Client> = clients.iter().map(|(_, c)| c.as_ref()).collect();
     let results = workloads::latency(&plain, &prefixes, args.warmup, args.iterations).await;
+    // The redis client's own allocations for a pair's 10 commands: the floor under all of them.
+    let floor =
+        match clients::build(clients::Kind::Raw, clients::Retry::Default, &cluster.urls()).await {
+            Ok(clients::Client::Raw(raw)) => {
+                crate::alloc::counting(true);
+                let floor = raw.client_floor("bench:floor", 500).await;
+                crate::alloc::counting(false);
+                keys_left(cluster, "bench:floor");
+                Some(floor)
+            }
+            _ => None,
+        };
     for (((name, _), prefix), mut row) in clients.iter().zip(&prefixes).zip(results) {
         row["keys_left"] = json!(keys_left(cluster, prefix));
+        if let Some(floor) = floor {
+            row["client_floor_allocs_per_pair"] = json!(floor);
+        }
         push(rows, row, name, "default");
     }
 }

@@ -128,3 +128,39 @@ impl Raw {
         })
     }
 }
+
+impl Raw {
+    /// Heap allocations the redis client itself makes for the 10 commands of one
+    /// acquire+release (5 `SET`s, then 5 release `EVALSHA`s, each batch concurrent), with the
+    /// commands built beforehand: the floor under any lock library on this client. Averaged
+    /// over `iterations`; counts only while the counting allocator is on.
+    pub(crate) async fn client_floor(&self, prefix: &str, iterations: usize) -> f64 {
+        let [c0, c1, c2, c3, c4] = match <[MultiplexedConnection; 5]>::try_from(self.conns.clone())
+        {
+            Ok(c) => c,
+            Err(_) => return f64::NAN,
+        };
+        let mut total = 0u64;
+        for i in 0..iterations {
+            let key = format!("{prefix}:{i}");
+            let mut set = redis::cmd("SET");
+            set.arg(&key).arg("v").arg("NX").arg("PX").arg(10_000);
+            let mut release = redis::cmd("EVALSHA");
+            release.arg(RELEASE_SCRIPT.sha1).arg(1).arg(&key).arg("v");
+            let mut conns = [c0.clone(), c1.clone(), c2.clone(), c3.clone(), c4.clone()];
+            let before = crate::alloc::allocations();
+            for cmd in [&set, &release] {
+                let [a, b, c, d, e] = &mut conns;
+                let _ = tokio::join!(
+                    a.send_packed_command(cmd),
+                    b.send_packed_command(cmd),
+                    c.send_packed_command(cmd),
+                    d.send_packed_command(cmd),
+                    e.send_packed_command(cmd),
+                );
+            }
+            total += crate::alloc::allocations() - before;
+        }
+        total as f64 / iterations.max(1) as f64
+    }
+}

@@ -77,6 +77,13 @@ pub(crate) fn print(result: &Value) {
             r["keys_left"],
         );
     }
+    if let Some(floor) =
+        rows(result, "latency").find_map(|r| num(&r["client_floor_allocs_per_pair"]))
+    {
+        println!(
+            "(allocs: heap allocations per acquire+release, all threads; the redis client alone needs {floor:.1} for the 10 commands of a pair)"
+        );
+    }
 
     let raw_tp = rows(result, "throughput")
         .find(|r| r["client"] == "raw baseline")

@@ -51,6 +51,7 @@ pub(crate) async fn latency(
     let mut samples: Vec<[Vec<u64>; 3]> = (0..n)
         .map(|_| std::array::from_fn(|_| Vec::with_capacity(iterations)))
         .collect();
+    alloc::counting(true);
     for i in 0..warmup + iterations {
         for (k, (client, keys)) in clients.iter().zip(&keys).enumerate() {
             let before = alloc::allocations();
@@ -69,6 +70,7 @@ pub(crate) async fn latency(
             }
         }
     }
+    alloc::counting(false);
     (0..n)
         .map(|k| {
             let [acquire, release, pair] = &mut samples[k];
