@@ -119,7 +119,8 @@ enum State {
     /// An attempt is collecting votes.
     Running,
     /// An attempt failed; the next starts at `at` once its commands are settled and released.
-    Retrying { at: Instant },
+    /// `timed` is when the retry delay puts it: `at` is earlier only after a [`Acquire::wake`].
+    Retrying { at: Instant, timed: Instant },
     /// The last attempt failed; waiting for its commands to settle so they can be released.
     Finishing(AcquireFailure),
 }
@@ -148,6 +149,10 @@ pub struct Acquire<R> {
     classify: Classify,
     value: Token,
     attempt: u32,
+    /// Attempts started early by a wake-up that lost: they do not use up the retry budget.
+    free_attempts: u32,
+    /// While an attempt started by a wake-up runs: the timed retry it came before.
+    woken_before: Option<Instant>,
     started: Instant,
     now: Instant,
     state: State,
@@ -182,6 +187,8 @@ impl<R: RngCore + CryptoRng> Acquire<R> {
             rng,
             value,
             attempt: 0,
+            free_attempts: 0,
+            woken_before: None,
             started: now,
             now,
             state: State::Running,
@@ -190,14 +197,17 @@ impl<R: RngCore + CryptoRng> Acquire<R> {
             late: Deque::new(),
             outcome: None,
         };
-        acquire.start_attempt(now, false);
+        acquire.start_attempt(now, false, None);
         Ok(acquire)
     }
 
-    fn start_attempt(&mut self, t1: Instant, fresh_value: bool) {
+    /// Starts an attempt at `t1`; `woken_before` is the timed retry it runs ahead of, for an
+    /// attempt started by a wake-up.
+    fn start_attempt(&mut self, t1: Instant, fresh_value: bool, woken_before: Option<Instant>) {
         if fresh_value {
             self.value = Token::random(&mut self.rng);
         }
+        self.woken_before = woken_before;
         self.attempt = self.attempt.saturating_add(1);
         let deadline = t1
             .saturating_add(self.config.instance_timeout_ms())
@@ -379,17 +389,31 @@ impl<R: RngCore + CryptoRng> Acquire<R> {
                 self.owe_release(i, self.value);
             }
         }
+        // An attempt a wake-up started ahead of its timed retry, lost before that retry was
+        // due: the timed retry stays where it was and the budget is untouched, so waking never
+        // makes an acquire give up sooner than it would have without.
+        if let Some(timed) = self.woken_before.take() {
+            if reason.retryable() && at < timed {
+                self.free_attempts = self.free_attempts.saturating_add(1);
+                self.state = State::Retrying { at: timed, timed };
+                return;
+            }
+        }
         let retry_at = at.saturating_add(self.retry_delay());
         let within_deadline = match self.config.acquire_deadline_ms() {
             Some(d) => retry_at < self.started.saturating_add(d),
             None => true,
         };
-        self.state =
-            if reason.retryable() && self.attempt <= self.config.retry_count() && within_deadline {
-                State::Retrying { at: retry_at }
-            } else {
-                State::Finishing(reason)
-            };
+        let spent = self.attempt.saturating_sub(self.free_attempts);
+        self.state = if reason.retryable() && spent <= self.config.retry_count() && within_deadline
+        {
+            State::Retrying {
+                at: retry_at,
+                timed: retry_at,
+            }
+        } else {
+            State::Finishing(reason)
+        };
     }
 
     fn retry_delay(&mut self) -> u64 {
@@ -405,9 +429,11 @@ impl<R: RngCore + CryptoRng> Acquire<R> {
     /// up to a random point within `spread` from `now`, so waiters woken together do not all
     /// retry at the same instant.
     ///
-    /// Only the timing changes: the retry count, the deadline and the cleanup rules stay as they
-    /// are, so a lost or spurious hint costs nothing but an early attempt. Returns whether the
-    /// retry moved.
+    /// Only the timing changes: the deadline and the cleanup rules stay as they are, and an
+    /// early attempt that loses before the timed retry was due does not count against the retry
+    /// budget (the timed retry stays where it was), so hints never make the acquire give up
+    /// sooner and a lost or spurious hint costs nothing but an early attempt. Such attempts are
+    /// still counted in [`AcquireOutcome::attempts`]. Returns whether the retry moved.
     pub fn wake(&mut self, now: Instant, spread: Duration) -> Result<bool, Error> {
         if now < self.now {
             return Err(self.fail_closed(now));
@@ -417,7 +443,7 @@ impl<R: RngCore + CryptoRng> Acquire<R> {
             return Ok(false);
         }
         self.on_time(now);
-        let State::Retrying { at } = self.state else {
+        let State::Retrying { at, timed } = self.state else {
             return Ok(false);
         };
         let span = crate::time::duration_ms(spread).saturating_add(1);
@@ -425,7 +451,7 @@ impl<R: RngCore + CryptoRng> Acquire<R> {
         if early >= at {
             return Ok(false);
         }
-        self.state = State::Retrying { at: early };
+        self.state = State::Retrying { at: early, timed };
         Ok(true)
     }
 
@@ -526,7 +552,7 @@ impl<R: RngCore + CryptoRng> Acquire<R> {
                         until: until.max(self.now),
                     };
                 }
-                State::Retrying { at } => {
+                State::Retrying { at, timed } => {
                     if self.round.any_in_flight() {
                         let next = self.round.next_deadline().unwrap_or(at);
                         let until = if at > self.now { next.min(at) } else { next };
@@ -537,7 +563,8 @@ impl<R: RngCore + CryptoRng> Acquire<R> {
                     if at > self.now {
                         return Output::Wait { until: at };
                     }
-                    self.start_attempt(self.now, true);
+                    let woken_before = (self.now < timed).then_some(timed);
+                    self.start_attempt(self.now, true, woken_before);
                 }
                 State::Finishing(reason) => {
                     if let Some(until) = self.round.next_deadline() {

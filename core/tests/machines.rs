@@ -614,7 +614,7 @@ fn replies_routed_to_the_wrong_machine_are_ignored() {
 }
 
 #[test]
-fn a_release_hint_moves_the_retry_up_without_spending_extra_attempts() {
+fn a_release_hint_moves_the_retry_up_without_spending_the_budget() {
     let cfg = config(3)
         .with_retry_count(1)
         .unwrap()
@@ -643,11 +643,63 @@ fn a_release_hint_moves_the_retry_up_without_spending_extra_attempts() {
     for s in &second {
         reply(&mut acq, s, Reply::Nil, until.as_millis() + 1);
     }
+    // The early attempt lost before the timed retry was due: the timed retry stays at 501 and
+    // the budget (one retry) is still there.
+    let (cleanup, wait) = drain(&mut acq);
+    assert_eq!(cleanup.len(), 3, "the lost early attempt is released");
+    for s in &cleanup {
+        reply(&mut acq, s, Reply::Integer(0), until.as_millis() + 2);
+    }
+    let (_, wait2) = drain(&mut acq);
+    assert_eq!(wait.or(wait2), Some(t(501)), "back on the timed schedule");
+    assert!(acq.outcome().is_none());
+    acq.handle_input(Input::Timeout { now: t(501) }).unwrap();
+    let (third, _) = drain(&mut acq);
+    assert_eq!(third.len(), 3, "the timed retry runs");
+    for s in &third {
+        reply(&mut acq, s, Reply::Nil, 502);
+    }
     drain(&mut acq);
+    let outcome = acq.outcome().unwrap();
     assert_eq!(
-        acq.outcome().unwrap().attempts(),
-        2,
-        "the budget is unchanged"
+        outcome.attempts(),
+        3,
+        "every attempt is counted in the outcome"
     );
+    assert!(matches!(
+        outcome,
+        AcquireOutcome::Failed {
+            reason: AcquireFailure::Contended,
+            ..
+        }
+    ));
     assert!(!acq.wake(t(10_000), Duration::ZERO).unwrap());
+}
+
+#[test]
+fn an_early_attempt_that_outlives_its_timed_retry_spends_the_budget() {
+    let cfg = config(3)
+        .with_retry_count(1)
+        .unwrap()
+        .with_retry_delay(Duration::from_millis(100), Duration::from_millis(0))
+        .unwrap()
+        .with_instance_timeout(Duration::from_millis(300))
+        .unwrap();
+    let mut acq = Acquire::new(cfg, Resources::single(b"r").unwrap(), rng(), t(0)).unwrap();
+    let (sent, _) = drain(&mut acq);
+    for s in &sent {
+        reply(&mut acq, s, Reply::Nil, 1);
+    }
+    drain(&mut acq);
+    assert!(acq.wake(t(10), Duration::ZERO).unwrap());
+    acq.handle_input(Input::Timeout { now: t(10) }).unwrap();
+    let (second, _) = drain(&mut acq);
+    assert_eq!(second.len(), 3);
+    // Decided only at 150, after the timed retry (101) was due: that attempt is the retry.
+    for s in &second {
+        reply(&mut acq, s, Reply::Nil, 150);
+    }
+    drain(&mut acq);
+    let outcome = acq.outcome().expect("the budget is spent");
+    assert_eq!(outcome.attempts(), 2);
 }

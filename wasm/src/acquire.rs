@@ -115,8 +115,9 @@ impl JsAcquire {
 
     /// A hint that the lock may just have been freed (a release announcement, for fast
     /// handoff): if the acquire is waiting to retry, its next attempt moves up to a random point
-    /// within `spreadMs` of `nowMs`. Only the timing changes (the retry count, the deadline and
-    /// the cleanups stay), so a lost or spurious hint costs nothing but an early attempt.
+    /// within `spreadMs` of `nowMs`. Only the timing changes: an early attempt that loses before
+    /// the timed retry was due does not use up a retry (the timed retry stays), and the deadline
+    /// and the cleanups stay, so a lost or spurious hint costs nothing but an early attempt.
     /// Returns whether the retry moved.
     pub fn wake(
         &mut self,

@@ -77,6 +77,9 @@ pub(crate) struct Params {
     pub(crate) ops_per_client: usize,
     pub(crate) ttl_ms: u64,
     pub(crate) resources: usize,
+    /// Finished releases hint the clients that are acquiring (`Acquire::wake`), as fast
+    /// handoff does, so early attempts race the lock in these runs.
+    pub(crate) handoff_hints: bool,
     pub(crate) faults: Faults,
 }
 
@@ -92,6 +95,7 @@ impl Params {
             ops_per_client: 6 + (rng.next_u32() % 6) as usize,
             ttl_ms: [200, 500, 1000, 3000][(rng.next_u32() % 4) as usize],
             resources: 1 + (rng.next_u32() % 3) as usize,
+            handoff_hints: rng.next_u32() % 2 == 0,
             faults,
         }
     }
@@ -1128,6 +1132,28 @@ impl World {
         self.clients[c].phase = Phase::Idle;
         let pause = self.rand(self.p.ttl_ms / 2);
         self.schedule(self.now + pause, What::Wake(c));
+        if self.p.handoff_hints {
+            self.hint_waiters(c);
+        }
+    }
+
+    /// A release finished: most clients that wait to retry hear of it (some hints are lost)
+    /// and move their retry up within a few milliseconds.
+    fn hint_waiters(&mut self, releaser: usize) {
+        for w in 0..self.clients.len() {
+            if w == releaser || !matches!(self.clients[w].phase, Phase::Acquiring { .. }) {
+                continue;
+            }
+            if self.chance(0.2) {
+                continue;
+            }
+            let spread = Duration::from_millis(self.rand(5));
+            let now = self.read_clock(w);
+            if let Phase::Acquiring { m, .. } = &mut self.clients[w].phase {
+                m.wake(now, spread).expect("a monotonic clock");
+            }
+            self.drive(w);
+        }
     }
 }
 
