@@ -239,6 +239,8 @@ export class Redlock {
   readonly #settings: RedlockSettings;
   readonly #observe?: (exchange: Exchange) => void;
   readonly #handoff?: Handoff;
+  /** Configs of calls without per-call settings, by TTL: building one costs more than a decision. */
+  readonly #configs = new Map<number, Config>();
 
   /** A Redlock over `clients` (1 to 16, each an independent master). */
   constructor(clients: readonly RedisClient[], options: RedlockOptions = {}) {
@@ -277,6 +279,32 @@ export class Redlock {
     });
   }
 
+  /**
+   * Runs `use` with the config for `ttlMs` and `overrides`. Without per-call settings the config
+   * is cached by TTL (a few dozen TTLs at most; past that the cache starts over).
+   */
+  #withConfig<T>(ttlMs: number, overrides: RedlockSettings | undefined, use: (config: Config) => T): T {
+    const plain = overrides === undefined || SETTINGS.every((key) => overrides[key] === undefined);
+    if (!plain) {
+      const config = this.#config(ttlMs, overrides);
+      try {
+        return use(config);
+      } finally {
+        config.free();
+      }
+    }
+    let config = this.#configs.get(ttlMs);
+    if (config === undefined) {
+      config = this.#config(ttlMs, undefined);
+      if (this.#configs.size >= 64) {
+        for (const old of this.#configs.values()) old.free();
+        this.#configs.clear();
+      }
+      this.#configs.set(ttlMs, config);
+    }
+    return use(config);
+  }
+
   /** Whether fast handoff is on. */
   get fastHandoff(): boolean {
     return this.#handoff !== undefined;
@@ -284,10 +312,13 @@ export class Redlock {
 
   /**
    * Closes the fast-handoff subscriber connections (the clients given to the constructor stay
-   * open: they are the application's). Pending and later acquires retry on their timers.
+   * open: they are the application's) and frees the cached configs. Pending and later acquires
+   * retry on their timers.
    */
   close(): void {
     this.#handoff?.close();
+    for (const config of this.#configs.values()) config.free();
+    this.#configs.clear();
   }
 
   /**
@@ -305,13 +336,11 @@ export class Redlock {
     if (typeof ttlMs !== "number") {
       throw new TypeError(`ttlMs must be a number of milliseconds (got ${typeof ttlMs})`);
     }
-    const config = this.#config(ttlMs, options);
-    let machine: Acquire;
-    try {
-      machine = new Acquire(config, resources as Resource | Resource[], this.clock());
-    } finally {
-      config.free();
-    }
+    const machine = this.#withConfig(
+      ttlMs,
+      options,
+      (config) => new Acquire(config, resources as Resource | Resource[], this.clock()),
+    );
     const keys = Array.isArray(resources) ? [...resources] : [resources as Resource];
     const { outcome, errors, cancelled } = await drive<AcquireOutcome>(machine, this.#sends, {
       clock: this.clock,
@@ -344,13 +373,11 @@ export class Redlock {
     return lock.serialize(async () => {
       if (lock.released) throw new Error("the lock was already released");
       const lease = lock.lease;
-      const config = this.#config(ttlMs ?? lease.ttlMs, undefined);
-      let machine: Extend;
-      try {
-        machine = new Extend(config, lease, this.clock());
-      } finally {
-        config.free();
-      }
+      const machine = this.#withConfig(
+        ttlMs ?? lease.ttlMs,
+        undefined,
+        (config) => new Extend(config, lease, this.clock()),
+      );
       const { outcome, errors } = await drive<ExtendOutcome>(machine, this.#sends, {
         clock: this.clock,
         observe: this.#observe,
@@ -370,13 +397,11 @@ export class Redlock {
     this.#own(lock);
     if (!lock.markReleased()) throw new Error("the lock was already released");
     return lock.serialize(async () => {
-      const config = this.#config(lock.ttlMs, undefined);
-      let machine: Release;
-      try {
-        machine = new Release(config, lock.lease, this.clock());
-      } finally {
-        config.free();
-      }
+      const machine = this.#withConfig(
+        lock.ttlMs,
+        undefined,
+        (config) => new Release(config, lock.lease, this.clock()),
+      );
       const { outcome, errors } = await drive<ReleaseOutcome>(machine, this.#sends, {
         clock: this.clock,
         observe: this.#observe,
