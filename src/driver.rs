@@ -624,7 +624,7 @@ impl<M: Machine, F: Future<Output = Sent> + Send + 'static> Driver<'_, M, F> {
         self.releases_inflight = 0;
         let limit = self.background_limit();
         let inner = Arc::clone(self.inner);
-        spawn(async move {
+        spawn(self.inner, async move {
             let drain = async {
                 while let Some(sent) = inflight.next().await {
                     sent.invalidate_broken(&inner);
@@ -655,7 +655,7 @@ impl<M: Machine, F: Future<Output = Sent> + Send + 'static> Drop for Driver<'_, 
         let limit = self.background_limit();
         let observed = self.observed.take();
         machine.cancel(inner.clock.now());
-        spawn(async move {
+        spawn(self.inner, async move {
             let mut driver = Driver {
                 details: Vec::new(),
                 inner: &inner,
@@ -686,12 +686,13 @@ async fn released(waiter: Option<&Subscription>) {
     }
 }
 
-/// Spawns on the current tokio runtime, if there is one (there is none after it shut down:
-/// the keys then expire with their TTL).
-fn spawn(fut: impl std::future::Future<Output = ()> + Send + 'static) {
+/// Spawns background cleanup on the current tokio runtime, tracked for
+/// [`Redlock::close`](crate::Redlock::close), if there is a runtime (there is none after it shut
+/// down: the keys then expire with their TTL).
+pub(crate) fn spawn(inner: &Inner, fut: impl std::future::Future<Output = ()> + Send + 'static) {
     match tokio::runtime::Handle::try_current() {
         Ok(handle) => {
-            handle.spawn(fut);
+            handle.spawn(inner.background.track_future(fut));
         }
         Err(_) => tracing::warn!("no tokio runtime: lock keys left to expire with their ttl"),
     }

@@ -77,6 +77,9 @@ pub(crate) struct Inner {
     pub(crate) next_id: AtomicU64,
     /// Release announcements for waiters, with [`Builder::fast_handoff`].
     pub(crate) handoff: Option<Arc<handoff::Handoff>>,
+    /// The background cleanups (releases of dropped locks, cleanups of dropped acquires), for
+    /// [`Redlock::close`].
+    pub(crate) background: tokio_util::task::TaskTracker,
 }
 
 impl Inner {
@@ -298,6 +301,7 @@ impl Builder {
                 observer: self.observer,
                 next_id: AtomicU64::new(0),
                 handoff,
+                background: tokio_util::task::TaskTracker::new(),
             }),
         })
     }
@@ -366,6 +370,19 @@ impl Redlock {
     /// The quorum, N/2 + 1.
     pub fn quorum(&self) -> usize {
         self.inner.config.quorum()
+    }
+
+    /// Waits until the work this manager does in the background is finished: the releases of
+    /// [`Lock`]s dropped without [`Lock::release`], and the cleanups of `lock` calls dropped or
+    /// cancelled mid-way. Await it before shutting a runtime down, or those keys stay until
+    /// their TTL ends.
+    ///
+    /// Locks still held are not touched, and the manager stays usable (a later call waits for
+    /// the work started since). Each cleanup gives up after the lock's TTL (at least 1 s), so
+    /// with an unreachable instance this can take that long: wrap it in a timeout to bound it.
+    pub async fn close(&self) {
+        self.inner.background.close();
+        self.inner.background.wait().await;
     }
 
     /// Locks `resource` for `ttl`, retrying with the builder's settings.

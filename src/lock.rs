@@ -189,16 +189,9 @@ impl Drop for Lock {
         self.shared.stop_watchdog();
         self.shared.status.send_replace(Status::Released);
         let shared = Arc::clone(&self.shared);
-        match tokio::runtime::Handle::try_current() {
-            Ok(h) => {
-                h.spawn(async move {
-                    let _ = shared.release_keys().await;
-                });
-            }
-            Err(_) => {
-                tracing::warn!("lock dropped outside a tokio runtime: keys expire with their ttl")
-            }
-        }
+        crate::driver::spawn(&self.shared.inner, async move {
+            let _ = shared.release_keys().await;
+        });
     }
 }
 

@@ -544,3 +544,83 @@ async fn leases_run_on_tokio_time_so_paused_clock_tests_are_deterministic() {
     lock.release().await.unwrap();
     assert_no_keys_left(&cluster).await;
 }
+
+/// Three instances behind proxies that delay each direction by `delay`.
+fn slow_cluster(delay: Duration) -> Cluster {
+    let cluster = Cluster::start_with_proxies(3, ClusterOptions::new()).unwrap();
+    for i in 0..cluster.len() {
+        cluster.proxy(i).latency(delay);
+    }
+    cluster
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_waits_for_the_release_of_a_dropped_lock() {
+    // Every round trip takes at least 800 ms: the background release is still running when
+    // `close` is called, and nothing but `close` waits for it.
+    let cluster = slow_cluster(Duration::from_millis(400));
+    let redlock = Redlock::builder(cluster.proxy_urls())
+        .instance_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .unwrap();
+    let lock = redlock.lock("dropped", TTL).await.expect("lock");
+    drop(lock);
+    assert!(
+        !all_keys(&cluster).is_empty(),
+        "the release cannot be done yet"
+    );
+    tokio::time::timeout(Duration::from_secs(20), redlock.close())
+        .await
+        .expect("close returns once the release is done");
+    assert!(
+        all_keys(&cluster).is_empty(),
+        "close returned before the release was done"
+    );
+    // Still usable after close.
+    let lock = redlock
+        .lock("dropped", TTL)
+        .await
+        .expect("lock after close");
+    lock.release().await.unwrap();
+    assert_no_keys_left(&cluster).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_waits_for_the_cleanup_of_a_dropped_acquire() {
+    let cluster = Cluster::start_with_proxies(3, ClusterOptions::new()).unwrap();
+    let redlock = Redlock::builder(cluster.proxy_urls())
+        .connect()
+        .await
+        .unwrap();
+    // The SETs reach Redis but their replies are held: the acquire cannot finish, and once it
+    // is dropped its cleanup has to wait for those replies before it can release.
+    for i in 0..cluster.len() {
+        cluster.proxy(i).hold_replies();
+    }
+    let dropped =
+        tokio::time::timeout(Duration::from_millis(300), redlock.lock("abandoned", TTL)).await;
+    assert!(
+        dropped.is_err(),
+        "the acquire cannot finish without replies"
+    );
+    assert_eq!(all_keys(&cluster).len(), 3, "the SETs landed");
+    let unblock = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for i in 0..cluster.len() {
+            cluster.proxy(i).pass();
+        }
+    };
+    // Looks at the keys the moment `close` returns.
+    let closed = async {
+        tokio::time::timeout(Duration::from_secs(20), redlock.close())
+            .await
+            .expect("close returns once the cleanup is done");
+        all_keys(&cluster)
+    };
+    let (left, ()) = tokio::join!(closed, unblock);
+    assert!(
+        left.is_empty(),
+        "close returned before the cleanup was done: {left:?}"
+    );
+}
