@@ -91,6 +91,14 @@ export async function drive<O>(
   const arrivals: Arrival[] = [];
   const errors: unknown[] = new Array(sends.length).fill(undefined);
   let wake: (() => void) | undefined;
+  // The pending timer and the deadline it was set for.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let timerUntil = Number.NaN;
+  const onTimer = () => {
+    timer = undefined;
+    timerUntil = Number.NaN;
+    wake?.();
+  };
   let finished = false;
   let cancelRequested = false;
   let cancelled = false;
@@ -166,15 +174,19 @@ export async function drive<O>(
         }
       }
       if (arrivals.length === 0 && !(cancelRequested && !cancelled)) {
-        const delay = Math.min(MAX_TIMER_MS, Math.max(0, Math.ceil(out.until - clock())));
+        // One timer per deadline, not per wait: the replies of a round arrive one by one and
+        // the deadline only moves between rounds.
+        if (timer === undefined || timerUntil !== out.until) {
+          if (timer !== undefined) clearTimeout(timer);
+          timerUntil = out.until;
+          const delay = Math.min(MAX_TIMER_MS, Math.max(0, Math.ceil(out.until - clock())));
+          timer = setTimeout(onTimer, delay);
+        }
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(done, delay);
-          function done() {
-            clearTimeout(timer);
+          wake = () => {
             wake = undefined;
             resolve();
-          }
-          wake = done;
+          };
         });
       }
       if (arrivals.length > 0) {
@@ -197,6 +209,7 @@ export async function drive<O>(
     }
   } finally {
     finished = true;
+    if (timer !== undefined) clearTimeout(timer);
     subscription?.end();
     signal?.removeEventListener("abort", onAbort);
     machine.free();
