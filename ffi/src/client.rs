@@ -94,17 +94,17 @@ const CLEANUP_GRACE: Duration = Duration::from_secs(2);
 impl Drop for ClientInner {
     fn drop(&mut self) {
         if let Some(runtime) = self.runtime.take() {
-            // The connections' tasks belong to the runtime: drop them inside it.
-            let guard = runtime.enter();
-            self.redlock.take();
-            drop(guard);
-            // A failed acquire returns as soon as it has decided, and releases what it wrote in
-            // background tasks; stopping the runtime now would cancel them and leave keys until
-            // their TTL. Once they finish, the last connection handles go and the connection
-            // tasks end, so "no task alive" means "nothing left to send".
-            let deadline = std::time::Instant::now() + CLEANUP_GRACE;
-            while runtime.metrics().num_alive_tasks() > 0 && std::time::Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(2));
+            if let Some(redlock) = self.redlock.take() {
+                // A failed acquire returns as soon as it has decided, and releases what it wrote
+                // in background tasks; stopping the runtime now would cancel them and leave keys
+                // until their TTL. `close` waits for exactly those tasks.
+                runtime.block_on(async {
+                    let _ = tokio::time::timeout(CLEANUP_GRACE, redlock.close()).await;
+                });
+                // The connections' tasks belong to the runtime: drop them inside it.
+                let guard = runtime.enter();
+                drop(redlock);
+                drop(guard);
             }
             // Stopping joins the worker threads, so nothing outlives the client.
             drop(runtime);
