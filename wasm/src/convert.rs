@@ -334,17 +334,34 @@ pub(crate) fn lease_to_js(lease: &Lease, packer: &mut Packer) -> JsValue {
     )
 }
 
-fn field(v: &JsValue, name: &str) -> JsValue {
-    js_sys::Reflect::get(v, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
+// Indices of the fields of a lease object in `LEASE_FIELD_NAMES`.
+const RESOURCES: usize = 0;
+const VALUE: usize = 1;
+const TTL_MS: usize = 2;
+const VALID_UNTIL: usize = 3;
+const LEASE_FIELD_NAMES: [&str; 4] = ["resources", "value", "ttlMs", "validUntil"];
+
+thread_local! {
+    /// The lease's property names as JS strings, made once: every release and extend reads them.
+    static LEASE_FIELDS: [JsValue; 4] = LEASE_FIELD_NAMES.map(JsValue::from_str);
 }
 
-fn number_field(v: &JsValue, name: &str) -> Result<u64, JsError> {
-    let Some(n) = field(v, name).as_f64() else {
+fn field(v: &JsValue, index: usize) -> JsValue {
+    LEASE_FIELDS
+        .with(|names| names.get(index).map(|name| js_sys::Reflect::get(v, name)))
+        .and_then(Result::ok)
+        .unwrap_or(JsValue::UNDEFINED)
+}
+
+fn number_field(v: &JsValue, index: usize) -> Result<u64, JsError> {
+    let name = LEASE_FIELD_NAMES.get(index).copied().unwrap_or("?");
+    let Some(n) = field(v, index).as_f64() else {
         return Err(error(&format!(
             "lease.{name} must be a number of milliseconds"
         )));
     };
-    ms(n, &format!("lease.{name}"))
+    // The argument's name is formatted only for the error.
+    ms_from_js(n).map_err(|e| number_error(&format!("lease.{name}"), e))
 }
 
 /// A lease back from JavaScript, as [`lease_to_js`] produced it (or stored and reloaded).
@@ -354,15 +371,15 @@ pub(crate) fn lease_from_js(v: &JsValue) -> Result<Lease, JsError> {
             "lease must be an object { resources, value, ttlMs, validUntil } from an acquire outcome",
         ));
     }
-    let resources = resources(&field(v, "resources"))?;
-    let value = field(v, "value")
+    let resources = resources(&field(v, RESOURCES))?;
+    let value = field(v, VALUE)
         .as_string()
         .and_then(|s| Token::from_hex(s.as_bytes()))
         .ok_or_else(|| {
             error("lease.value must be the 32-character lowercase hex value of the lock")
         })?;
-    let ttl_ms = number_field(v, "ttlMs")?;
-    let valid_until = number_field(v, "validUntil")?;
+    let ttl_ms = number_field(v, TTL_MS)?;
+    let valid_until = number_field(v, VALID_UNTIL)?;
     Ok(Lease::new(
         resources,
         value,

@@ -309,6 +309,8 @@ describe("misuse throws an Error with a clear message", () => {
     ["not a Config", () => new Acquire({ instances: 3 }, "k", 0), /Config/],
     ["bad lease", () => new Extend(config, { resources: ["k"], value: "nope", ttlMs: 1, validUntil: 1 }, 0), /lease.value/],
     ["lease without validity", () => new Release(config, { resources: ["k"], value: "0".repeat(32), ttlMs: 1 }, 0), /lease.validUntil/],
+    ["lease with a negative TTL", () => new Release(config, { resources: ["k"], value: "0".repeat(32), ttlMs: -1, validUntil: 1 }, 0), /^lease\.ttlMs must not be negative \(got -1\)$/],
+    ["lease without resources", () => new Release(config, { value: "0".repeat(32), ttlMs: 1, validUntil: 1 }, 0), /must be a string or a Uint8Array/],
   ];
   for (const [name, run, message] of cases) {
     test(name, () => {
