@@ -125,10 +125,17 @@ impl Instance {
             // reply into a transport error the machine cannot tell from a refused connection.
             .set_response_timeout(None)
             .set_connection_timeout(Some(self.connect_timeout));
-        let conn = self
+        let mut conn = self
             .client
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
+        // Bounded like the connect: a paused server must not hold the single-flight lock.
+        if tokio::time::timeout(self.connect_timeout, preload_scripts(&mut conn, &self.name))
+            .await
+            .is_err()
+        {
+            tracing::debug!(server = %self.name, "scripts not preloaded: no answer in time");
+        }
         let generation = self
             .generation
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -170,6 +177,29 @@ impl Instance {
             self.invalidate(generation);
         }
         answer
+    }
+}
+
+/// Loads every script the machines send (`SCRIPT LOAD`, one pipelined round trip) on a new
+/// connection, so that the first `EVALSHA` after a restart with an empty script cache finds its
+/// script. Without it, that instance answers `NOSCRIPT`, the core re-sends the full script, and
+/// an acquire decided meanwhile on a quorum of other instances leaves it out of a multi-key
+/// lock. A refusal (an ACL without `SCRIPT`, a full server) is not an error: `NOSCRIPT` is still
+/// handled.
+async fn preload_scripts(conn: &mut MultiplexedConnection, name: &str) {
+    let mut pipe = redis::pipe();
+    for script in redlock_core::SCRIPTS {
+        pipe.cmd("SCRIPT").arg("LOAD").arg(script.source);
+    }
+    match pipe.query_async::<Vec<String>>(conn).await {
+        Ok(digests) => {
+            for (script, digest) in redlock_core::SCRIPTS.iter().zip(&digests) {
+                if digest != script.sha1 {
+                    tracing::warn!(server = %name, script = script.name, %digest, "the server files a script under another digest");
+                }
+            }
+        }
+        Err(e) => tracing::debug!(server = %name, error = %e, "scripts not preloaded"),
     }
 }
 
