@@ -51,7 +51,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use redlock_core::{Acquire, AcquireFailure, AcquireOutcome, Config, Resources, SCRIPTS};
+use redlock_core::{Acquire, AcquireFailure, AcquireOutcome, Config, Resources};
 use tracing::Instrument;
 
 pub use error::{Error, InstanceResult};
@@ -313,20 +313,10 @@ impl Builder {
     /// an error here (a minority may be down); they are retried on use.
     pub async fn connect(self) -> Result<Redlock, Error> {
         let redlock = self.build()?;
+        // A new connection loads the scripts itself (`Instance::connection`).
         let warmups = redlock.inner.instances.iter().map(|instance| async move {
-            let mut load = redis::pipe();
-            for script in SCRIPTS {
-                load.cmd("SCRIPT").arg("LOAD").arg(script.source).ignore();
-            }
-            match instance.connection().await {
-                Ok(mut conn) => {
-                    if let Err(e) = load.query_async::<()>(&mut conn).await {
-                        tracing::warn!(server = %instance.name, error = %e, "script load failed");
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(server = %instance.name, error = %e, "instance unreachable")
-                }
+            if let Err(e) = instance.connection().await {
+                tracing::warn!(server = %instance.name, error = %e, "instance unreachable");
             }
         });
         futures_util::future::join_all(warmups).await;
