@@ -129,13 +129,7 @@ impl Instance {
             .client
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
-        // Bounded like the connect: a paused server must not hold the single-flight lock.
-        if tokio::time::timeout(self.connect_timeout, preload_scripts(&mut conn, &self.name))
-            .await
-            .is_err()
-        {
-            tracing::debug!(server = %self.name, "scripts not preloaded: no answer in time");
-        }
+        queue_script_loads(&mut conn).await;
         let generation = self
             .generation
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -180,26 +174,21 @@ impl Instance {
     }
 }
 
-/// Loads every script the machines send (`SCRIPT LOAD`, one pipelined round trip) on a new
-/// connection, so that the first `EVALSHA` after a restart with an empty script cache finds its
-/// script. Without it, that instance answers `NOSCRIPT`, the core re-sends the full script, and
-/// an acquire decided meanwhile on a quorum of other instances leaves it out of a multi-key
-/// lock. A refusal (an ACL without `SCRIPT`, a full server) is not an error: `NOSCRIPT` is still
+/// Queues `SCRIPT LOAD` of every script the machines send on a new connection, ahead of the
+/// command that opened it: Redis runs one connection's commands in order, so the first `EVALSHA`
+/// after a restart with an empty script cache finds its script, and nobody waits for the loads
+/// (no added round trip, nothing held if the server stalls). Their replies are read and dropped
+/// by the connection. Without this, that instance answers `NOSCRIPT`, the core re-sends the full
+/// script, and an acquire decided meanwhile on a quorum of other instances leaves it out of a
+/// multi-key lock. A refused load (an ACL without `SCRIPT`) changes nothing: `NOSCRIPT` is still
 /// handled.
-async fn preload_scripts(conn: &mut MultiplexedConnection, name: &str) {
-    let mut pipe = redis::pipe();
+async fn queue_script_loads(conn: &mut MultiplexedConnection) {
     for script in redlock_core::SCRIPTS {
-        pipe.cmd("SCRIPT").arg("LOAD").arg(script.source);
-    }
-    match pipe.query_async::<Vec<String>>(conn).await {
-        Ok(digests) => {
-            for (script, digest) in redlock_core::SCRIPTS.iter().zip(&digests) {
-                if digest != script.sha1 {
-                    tracing::warn!(server = %name, script = script.name, %digest, "the server files a script under another digest");
-                }
-            }
-        }
-        Err(e) => tracing::debug!(server = %name, error = %e, "scripts not preloaded"),
+        let mut load = redis::cmd("SCRIPT");
+        load.arg("LOAD").arg(script.source).set_no_response(true);
+        // Returns once the command is queued on the connection (or the connection is gone,
+        // which the next command finds out).
+        let _ = conn.send_packed_command(&load).await;
     }
 }
 

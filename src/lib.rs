@@ -188,9 +188,7 @@ impl Builder {
         self
     }
 
-    /// How long a (re)connection may take (default 1 s), and then, as long again, the loading
-    /// of the scripts on it (`SCRIPT LOAD`, so that a restarted server's empty script cache
-    /// costs no `NOSCRIPT` round trip).
+    /// How long a (re)connection may take (default 1 s).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self

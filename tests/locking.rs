@@ -320,8 +320,8 @@ async fn a_restarted_instance_with_an_empty_script_cache_still_works() {
     for inst in cluster.iter() {
         inst.restart_empty().unwrap();
     }
-    // The script cache is empty now. Every new connection loads the scripts first, so no
-    // EVALSHA meets NOSCRIPT (the core would fall back to EVAL, one more round trip, and an
+    // The script cache is empty now. Every new connection queues the script loads ahead of its
+    // first command, so no EVALSHA meets NOSCRIPT (the core would fall back to EVAL, one more round trip, and an
     // acquire decided meanwhile on the other instances would leave this one out).
     let mut locked = None;
     for _ in 0..50 {
@@ -342,6 +342,7 @@ async fn a_restarted_instance_with_an_empty_script_cache_still_works() {
     for inst in cluster.iter() {
         let stats = inst.command_str(&["INFO", "errorstats"]).unwrap();
         let stats = stats.as_str().unwrap_or_default();
+        assert!(stats.contains("# Errorstats"), "no error stats: {stats}");
         assert!(
             !stats.contains("errorstat_NOSCRIPT"),
             "an EVALSHA met an empty script cache: {stats}"
@@ -458,6 +459,35 @@ async fn acl_users_authenticate_and_passwords_stay_out_of_errors_and_debug() {
         !text.contains("wrong-pw") && !text.contains("s3cr3t-pw"),
         "{text}"
     );
+    assert_no_keys_left(&cluster).await;
+}
+
+/// A user who may not load scripts: the loads each new connection queues are refused, their
+/// replies are dropped in order (a misaligned reply would answer a lock command), and the
+/// `NOSCRIPT` that follows is answered with the full script.
+#[tokio::test]
+async fn a_user_who_may_not_load_scripts_still_locks() {
+    let cluster = Cluster::start(3, ClusterOptions::new().acl_user("locker", "s3cr3t-pw")).unwrap();
+    for inst in cluster.iter() {
+        inst.command_str(&["ACL", "SETUSER", "locker", "-script|load"])
+            .unwrap();
+    }
+    let redlock = redlock(cluster.urls()).await;
+    let lock = redlock
+        .lock_all(&["a", "b"], TTL)
+        .await
+        .expect("lock without SCRIPT LOAD");
+    lock.extend(TTL).await.expect("extend without SCRIPT LOAD");
+    let report = lock.release().await.unwrap();
+    assert!(report.confirmed, "{report:?}");
+    for inst in cluster.iter() {
+        let stats = inst.command_str(&["INFO", "errorstats"]).unwrap();
+        let stats = stats.as_str().unwrap_or_default();
+        assert!(
+            stats.contains("errorstat_NOPERM"),
+            "the loads were not refused: {stats}"
+        );
+    }
     assert_no_keys_left(&cluster).await;
 }
 

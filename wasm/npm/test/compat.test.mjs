@@ -75,7 +75,8 @@ for (const library of ["ioredis", "node-redis v5", "node-redis v4"]) {
       assert.deepEqual(lock.resources, [k]);
       assert.match(lock.value, /^[0-9a-f]{32}$/);
       // The TTL less the drift (52 ms), from the attempt's start: between `before` and `after`,
-      // read from the whole-millisecond `Date.now()` (so a millisecond either way on the low side).
+      // read from the whole-millisecond `Date.now()` (and the lease's start is a whole millisecond
+      // too: up to two milliseconds lower).
       assert.ok(lock.expiration > Date.now(), "expired already");
       const span = `${lock.expiration - before} ms after the call, ${lock.expiration - after} ms after its return`;
       assert.ok(lock.expiration <= after + 5_000 - 52 && lock.expiration >= before + 5_000 - 52 - 2, span);
